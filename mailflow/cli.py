@@ -1,0 +1,156 @@
+"""The `mailflow` command: run, status, check, simulate, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from .clock import Clock, FixedClock, OffsetClock, SystemClock, parse_iso
+from .config import Config, load_config
+from .errors import MailflowError
+
+DEFAULT_CONFIG = "config.toml"
+
+
+def _config(path: str) -> Config:
+    return load_config(Path(path))
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"mailflow: {error}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="mailflow")
+def main() -> None:
+    """Run a library's micro mentoring programme by email and calendar."""
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Handle what is waiting and due, then exit.")
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if the clock said this time.")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="The config file.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None:
+    """Read the mailbox, decide, send, and fire timers (IMAP IDLE or Maildir polling)."""
+    from .engine import Engine
+    from .mailboxes import open_sender, open_source
+    from .store import Store
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = _config(config_path)
+        clock: Clock = SystemClock()
+        if now_text:
+            start = parse_iso(now_text)
+            clock = FixedClock(start) if once else OffsetClock(start)
+        store = Store(config.state_path)
+    except (MailflowError, ValueError) as error:
+        _fail(error)
+        return
+    try:
+        source, sender = open_source(config), open_sender(config)
+        engine = Engine(config, store, source, sender, clock)
+    except MailflowError as error:
+        store.close()
+        _fail(error)
+        return
+    try:
+        if once:
+            report = engine.run_once()
+            click.echo(f"handled {report.handled} message(s) ({report.already_handled} already "
+                       f"handled before), fired {report.timers} timer(s), sent {report.sent}"
+                       + (f", {report.failed} delivery failure(s)" if report.failed else ""))
+        else:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: engine.stop())
+            engine.run_forever()
+    finally:
+        source.close()
+        sender.close()
+        store.close()
+
+
+@main.command()
+@click.argument("ref", required=False)
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--state", "state_filter", help="Only requests in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Show ages as if it were this time.")
+def status(ref: str | None, config_path: str, state_filter: str | None, as_json: bool,
+           now_text: str | None) -> None:
+    """Every request and its state, or one request's whole history with reasons."""
+    from . import status as show
+    from .model import Request
+    from .store import Store
+
+    try:
+        config = _config(config_path)
+        store = Store(config.state_path, readonly=True)
+    except MailflowError as error:
+        _fail(error)
+        return
+    now = parse_iso(now_text) if now_text else SystemClock().now()
+    if ref:
+        request = store.find(ref.upper())
+        if request is None:
+            _fail(MailflowError(f"no request {ref.upper()} in {config.state_path}"))
+            return
+        if as_json:
+            from pydantic import TypeAdapter
+            click.echo(TypeAdapter(Request).dump_json(request, indent=2).decode())
+        else:
+            click.echo(show.history(request))
+        return
+    requests = show.all_requests(store)
+    if state_filter:
+        requests = [r for r in requests if r.state.value == state_filter]
+    rows = [show.request_row(r, now) for r in requests]
+    if as_json:
+        click.echo(json.dumps({"requests": rows, "log": store.recent_log(50)}, indent=2))
+        return
+    click.echo(show.table(rows))
+    entries = store.recent_log(10)
+    if entries:
+        click.echo("\nRecent decisions not tied to one request:")
+        click.echo(show.log_lines(entries))
+
+
+@main.command()
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False))
+def check(config_path: str) -> None:
+    """Validate config, rules, the mentor directory and templates."""
+    from .checks import check_all
+
+    problems = check_all(Path(config_path))
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo("config, rules, mentor directory and templates are fine.")
+
+
+@main.command()
+@click.option("--dir", "folder", default="var/demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the demo keeps its mailboxes.")
+@click.option("--quiet", is_flag=True, help="Print only the summary.")
+def demo(folder: str, quiet: bool) -> None:
+    """A full request-to-reflection walk-through on the embedded default (Maildir)."""
+    from .demo import run_demo
+
+    try:
+        run_demo(Path(folder), echo=(lambda _: None) if quiet else click.echo,
+                 summary=click.echo)
+    except MailflowError as error:
+        _fail(error)

@@ -1,0 +1,89 @@
+"""Building outgoing messages with the standard library's EmailMessage API.
+
+Headers are set through `email.headerregistry`, never by formatting strings, so a
+name or subject holding CR/LF cannot add a header. Every message says it was sent
+automatically (RFC 3834 `Auto-Submitted`) and carries mailflow's own loop header,
+which is checked on the way in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from .invite import CalendarPart
+from .model import Person
+from .render import Rendered
+
+LOOP_HEADER = "X-Mailflow-Loop"
+PURPOSE_HEADER = "X-Mailflow-Purpose"
+
+
+@dataclass
+class Envelope:
+    to: list[Person]
+    cc: list[Person] = field(default_factory=list)
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    auto: str = "auto-generated"  # or "auto-replied" when answering a message
+
+
+def header_safe(text: str) -> str:
+    """Collapse every kind of line break and control character to a space."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def address(person: Person) -> Address:
+    local, _, domain = person.email.partition("@")
+    return Address(display_name=header_safe(person.name), username=local, domain=domain)
+
+
+def new_message_id(domain: str) -> str:
+    return make_msgid(idstring="mailflow", domain=domain)
+
+
+def compose(*, sender: Person, envelope: Envelope, rendered: Rendered, message_id: str,
+            date: datetime, loop_token: str, purpose: str = "",
+            calendars: list[CalendarPart] | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = address(sender)
+    message["To"] = [address(p) for p in envelope.to]
+    if envelope.cc:
+        message["Cc"] = [address(p) for p in envelope.cc]
+    if envelope.reply_to:
+        message["Reply-To"] = envelope.reply_to
+    message["Subject"] = header_safe(rendered.subject)
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    if envelope.in_reply_to:
+        message["In-Reply-To"] = envelope.in_reply_to
+    if envelope.references:
+        message["References"] = " ".join(envelope.references[-10:])
+    message["Auto-Submitted"] = envelope.auto
+    message["X-Auto-Response-Suppress"] = "DR, RN, NRN, AutoReply"
+    message["Precedence"] = "bulk" if envelope.auto == "auto-generated" else "auto_reply"
+    message[LOOP_HEADER] = loop_token
+    if purpose:
+        message[PURPOSE_HEADER] = purpose
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    for part in calendars or []:
+        message.add_alternative(part.data.decode("utf-8"), subtype="calendar",
+                                params={"method": part.method})
+    for part in calendars or []:
+        message.add_attachment(part.data, maintype="application", subtype="ics",
+                               filename=part.filename)
+    return message
+
+
+def recipients(message: EmailMessage) -> list[str]:
+    found = []
+    for name in ("To", "Cc", "Bcc"):
+        header = message.get(name)
+        if header is not None:
+            found.extend(a.addr_spec for a in header.addresses)
+    return found

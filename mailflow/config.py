@@ -1,0 +1,176 @@
+"""config.toml: where mail comes from and goes, who the coordinator is, and the defaults.
+
+Paths in the file are relative to the file's own folder. Secrets are never written
+here: the file names the environment variable that holds each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from .availability import parse_availability
+from .durations import parse_duration
+from .errors import ConfigError
+from .form import FORMATS
+from .tomlsource import Issue, TomlSource
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        raise ValueError(f"write {value} with a unit, like '{value}d' or '{value}h'")
+    return parse_duration(str(value))
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception as error:
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                         "'America/Chicago'") from error
+    return value
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise ValueError(f"{value!r} is not one of: {', '.join(FORMATS)}")
+    return value
+
+
+def _hours(value: str) -> str:
+    parse_availability(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+ZoneName = Annotated[str, AfterValidator(_zone)]
+FormatName = Annotated[str, AfterValidator(_format)]
+Email = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgrammeSettings(_Strict):
+    name: str = "Library Mentoring Programme"
+    address: Email
+    coordinator: Email
+    alert_address: Email | None = None  # a second route for liveness alerts
+    cc_coordinator: bool = True
+    time_zone: ZoneName = "America/Chicago"
+    default_format: FormatName = "video"
+
+
+class MailSettings(_Strict):
+    inbox: str = "maildir:var/mailbox"
+    outbox: str = "maildir:var/outbox"
+    password_env: str | None = None
+    smtp_password_env: str | None = None
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
+class PathSettings(_Strict):
+    rules: str = "rules"
+    templates: str = "templates"
+    state: str = "var/state.json"
+
+
+class SchedulingSettings(_Strict):
+    min_notice: Duration = timedelta(days=2)
+    horizon: Duration = timedelta(weeks=6)
+    shadowing_minutes: int = Field(default=60, ge=15, le=480)
+    debrief_after: Duration = timedelta(days=3)
+    default_hours: Annotated[str, AfterValidator(_hours)] = "Mon-Fri 09:00-17:00"
+    step_minutes: int = Field(default=15, ge=5, le=60)
+
+
+class SecuritySettings(_Strict):
+    secret_env: str = "MAILFLOW_SECRET"
+    auto_replies_per_sender_per_day: int = Field(default=10, ge=1)
+
+
+class ConfigFile(_Strict):
+    programme: ProgrammeSettings
+    mail: MailSettings = MailSettings()
+    paths: PathSettings = PathSettings()
+    scheduling: SchedulingSettings = SchedulingSettings()
+    security: SecuritySettings = SecuritySettings()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated config, with paths made absolute."""
+
+    path: Path
+    settings: ConfigFile
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    @property
+    def programme(self) -> ProgrammeSettings:
+        return self.settings.programme
+
+    @property
+    def mail(self) -> MailSettings:
+        return self.settings.mail
+
+    @property
+    def scheduling(self) -> SchedulingSettings:
+        return self.settings.scheduling
+
+    @property
+    def security(self) -> SecuritySettings:
+        return self.settings.security
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else (self.base / path)
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.resolve(self.settings.paths.rules)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.resolve(self.settings.paths.templates)
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.settings.paths.state)
+
+    def mailbox_url(self, url: str) -> str:
+        """`maildir:var/mailbox` made absolute against the config's folder."""
+        if url.startswith("maildir:"):
+            return "maildir:" + str(self.resolve(url.removeprefix("maildir:")))
+        return url
+
+
+def check_config(path: Path) -> tuple[Config | None, list[Issue]]:
+    source, issues = TomlSource.load(path)
+    if source is None:
+        return None, issues
+    settings, issues = source.validate(ConfigFile, source.data, label="config")
+    if settings is None:
+        return None, issues
+    return Config(path=path.resolve(), settings=settings), []
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate config.toml; a `ConfigError` lists every problem."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file. Copy config.example.toml to {path} and edit it, "
+                          "or pass --config PATH")
+    config, issues = check_config(path)
+    if config is None:
+        raise ConfigError("\n".join(str(issue) for issue in issues))
+    return config

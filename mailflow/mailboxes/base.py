@@ -1,0 +1,48 @@
+"""The two seams between the workflow and the outside world."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import Outgoing
+
+PROCESSED = "processed"
+NEEDS_ATTENTION = "needs-attention"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A message as the source gave it: its source-specific key and its exact bytes."""
+
+    key: str
+    raw: bytes
+
+
+class MailSource(Protocol):
+    def fetch(self) -> list[Fetched]:
+        """Every message waiting in the inbox, oldest first."""
+        ...
+
+    def file(self, item: Fetched, folder: str) -> None:
+        """Move a handled message to `processed` or `needs-attention`; never delete it.
+        A message that is no longer there (moved by a person) is not an error."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Block until new mail may have arrived (True) or `timeout` seconds passed (False)."""
+        ...
+
+    def wake(self) -> None:
+        """Make a `wait` in progress return at once (used on shutdown)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MailSender(Protocol):
+    def send(self, outgoing: Outgoing) -> None:
+        """Deliver one message; raise DeliveryError when it could not be handed over."""
+        ...
+
+    def close(self) -> None: ...

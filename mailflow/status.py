@@ -1,0 +1,93 @@
+"""`mailflow status`: every request and its state, or one request's history with reasons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .durations import format_duration
+from .model import Request
+from .store import Store
+
+
+def request_row(request: Request, now: datetime) -> dict[str, Any]:
+    mentor = request.mentor.email if request.mentor else (
+        request.current_ask.mentor + " (asked)" if request.current_ask else "")
+    timer = request.timer
+    return {
+        "ref": request.ref,
+        "state": request.state.value,
+        "age": format_duration(now - request.created),
+        "protege": request.protege.email,
+        "topic": request.form.topic or "",
+        "mentor": mentor,
+        "next": timer.kind.value if timer else "",
+        "due": timer.due.isoformat() if timer else "",
+        "due_in": format_duration(timer.due - now) if timer and timer.due > now else
+                  ("now" if timer else ""),
+    }
+
+
+def all_requests(store: Store, *, include_archived: bool = True) -> list[Request]:
+    requests = store.open_requests()
+    if include_archived:
+        requests.extend(store.archived())
+    return sorted(requests, key=lambda r: r.created)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No requests yet."
+    columns = [("ref", "REF"), ("state", "STATE"), ("age", "AGE"), ("protege", "PROTÉGÉ"),
+               ("mentor", "MENTOR"), ("next", "NEXT"), ("due_in", "IN")]
+    widths = {key: max(len(title), *(len(str(row[key])) for row in rows)) for key, title in columns}
+    lines = ["  ".join(title.ljust(widths[key]) for key, title in columns)]
+    for row in rows:
+        lines.append("  ".join(str(row[key]).ljust(widths[key]) for key, _ in columns))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def history(request: Request) -> str:
+    form = request.form
+    lines = [
+        f"{request.ref}  {request.state.value}",
+        f"  protégé: {request.protege.display()}",
+        f"  topic:   {form.topic or '-'}",
+        f"  budget:  {form.budget.describe() if form.budget else form.budget_text or '-'}"
+        + (f" (agreed: {request.agreed.describe()})" if request.agreed and
+           request.agreed != form.budget else ""),
+    ]
+    if request.mentor:
+        lines.append(f"  mentor:  {request.mentor.display()}")
+    if request.decision:
+        decision = request.decision
+        lines.append(f"  rule:    {decision.rule or '(none matched)'}"
+                     + (f" ({decision.rule_file})" if decision.rule_file else ""))
+        for skipped in decision.skipped_rules:
+            lines.append(f"    skipped rule {skipped}")
+        for rank, candidate in enumerate(decision.ranked, start=1):
+            lines.append(f"    candidate {rank}: {candidate.name} <{candidate.email}>: "
+                         + "; ".join(candidate.reasons))
+        for rejected in decision.rejected:
+            lines.append(f"    not asked: {rejected.name} <{rejected.email}>: {rejected.reason}")
+    for booking in request.bookings:
+        rsvp = ", ".join(f"{who} {what}" for who, what in booking.rsvp.items())
+        lines.append(f"  session: {booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M}"
+                     f" UTC, {booking.status}, sequence {booking.sequence}"
+                     + (f", RSVP: {rsvp}" if rsvp else ""))
+    if request.timer:
+        lines.append(f"  next:    {request.timer.kind.value} at {request.timer.due:%Y-%m-%d %H:%M} UTC")
+    lines.append("  history:")
+    for event in request.history:
+        lines.append(f"    {event.at:%Y-%m-%d %H:%M}  {event.what}"
+                     + (f": {event.reason}" if event.reason else ""))
+    for role, reflection in request.reflections.items():
+        lines.append(f"  reflection from the {role}:")
+        for line in reflection.text.splitlines():
+            lines.append(f"    | {line}")
+    return "\n".join(lines)
+
+
+def log_lines(entries: list[dict[str, Any]]) -> str:
+    return "\n".join(f"  {e['at'][:16].replace('T', ' ')}  {e['what']}: {e['reason']}"
+                     for e in entries)
