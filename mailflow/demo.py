@@ -180,14 +180,12 @@ def run_demo(folder: Path, echo: Callable[[str], None], summary: Callable[[str],
         demo.clock.advance(timedelta(hours=3))
         demo.cancel_introduced()
         demo.converse("a protégé cancels")
-        for _ in range(4):  # sessions happen, reflections are asked, one reminder, closing
+        for _ in range(12):  # sessions happen, reflections are asked, one reminder, closing
             due = demo.store.next_due()
             if due is None:
                 break
             demo.clock.set(due + timedelta(minutes=5))
-            demo.converse("timers fire: reflections and reminders")
-        demo.clock.advance(timedelta(days=5))
-        demo.converse("the reflection period ends")
+            demo.converse("timers fire: reflections, reminders, closing")
         now = demo.clock.now()
         summary(f"\n=== Where every request ended ({now:%Y-%m-%d}):")
         summary(show.table([show.request_row(r, now) for r in show.all_requests(demo.store)]))

@@ -42,6 +42,9 @@ _GREETING = re.compile(r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening
                        r"buenas tardes|greetings|thanks|thank you|gracias)\b[^.!?]*[,.!:]?$", re.IGNORECASE)
 _NEUTRAL = re.compile(r"\bno (?:problem|worries|doubt)\b|\bnot a problem\b|\bsin problema\b",
                       re.IGNORECASE)
+_HEDGE = re.compile(r"\b(?:not sure|unsure|maybe|perhaps|might|not certain|let me (?:check|think)|"
+                    r"i'?ll (?:check|think|let you know)|depends|tal vez|quiz[aá]s|no s[eé])\b",
+                    re.IGNORECASE)
 _CANCEL = re.compile(r"^(?:please\s+)?(?:cancel|cancelar|cancela|cancelo)\b|^i(?:'d| would)? (?:like|want) to cancel\b"
                      r"|^we need to cancel\b|^please cancel\b", re.IGNORECASE)
 _ACCEPT = re.compile(r"\b(?:accept(?:ed|ing)?|yes|yep|yeah|happy to|glad to|delighted to|sure|"
@@ -75,6 +78,8 @@ def read_answer(text: str, *, shadowing_minutes: int = 60) -> Answer:
     if _CANCEL.search(first):
         return Answer(Intent.CANCEL, reason=_after(first, _CANCEL) or rest)
     scrubbed = _NEUTRAL.sub(" ", first)
+    if _HEDGE.search(scrubbed):
+        return Answer(Intent.UNCLEAR)
     accepts, declines = _ACCEPT.search(scrubbed), _DECLINE.search(scrubbed)
     if accepts and declines:
         return Answer(Intent.UNCLEAR)
