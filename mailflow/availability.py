@@ -1,12 +1,12 @@
 """Weekly availability as people write it -> `Window`s in their local time.
 
-    Tue 15:00-17:00          (the mentor directory's form)
-    Mon-Fri 09:00-12:00
-    weekday afternoons       -> Mon..Fri 12:00-17:00
-    Tue/Thu 2-5pm            -> Tue, Thu 14:00-17:00
-    Mondays after 3pm        -> Mon 15:00-18:00
-    mornings                 -> Mon..Fri 09:00-12:00
-    flexible / any time      -> no constraint (an empty list)
+Tue 15:00-17:00          (the mentor directory's form)
+Mon-Fri 09:00-12:00
+weekday afternoons       -> Mon..Fri 12:00-17:00
+Tue/Thu 2-5pm            -> Tue, Thu 14:00-17:00
+Mondays after 3pm        -> Mon 15:00-18:00
+mornings                 -> Mon..Fri 09:00-12:00
+flexible / any time      -> no constraint (an empty list)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _DAY_NAMES = {
     6: ("sun", "sunday", "dom", "domingo"),
 }
 _DAY_OF = {name: day for day, names in _DAY_NAMES.items() for name in names}
-_DAY_WORD = r"(?:%s)s?\b" % "|".join(sorted(_DAY_OF, key=len, reverse=True))
+_DAY_WORD = r"(?:{})s?\b".format("|".join(sorted(_DAY_OF, key=len, reverse=True)))
 _GROUPS = {
     r"\bweekdays?\b|\bwork ?days?\b|\bentre semana\b|\bd[ií]as laborables\b|\bany weekday\b": WEEKDAYS,
     r"\bweekends?\b|\bfines de semana\b": (5, 6),
@@ -40,14 +40,20 @@ _PARTS_OF_DAY = {
     r"\bafternoons?\b|\btardes?\b": (time(12), time(17)),
     r"\bevenings?\b|\bnoches?\b": (time(17), time(20)),
     r"\blunch ?times?\b|\bover lunch\b|\bmediod[ií]a\b": (time(12), time(13)),
-    r"\ball day\b|\bworking hours\b|\bbusiness hours\b|\bany time\b|\banytime\b": (time(9), time(17)),
+    r"\ball day\b|\bworking hours\b|\bbusiness hours\b|\bany time\b|\banytime\b": (
+        time(9),
+        time(17),
+    ),
 }
 _NO_CONSTRAINT = re.compile(
     r"^(?:flexible|any ?time|whenever|open|no preference|none|n/?a|any|cualquier momento|flexible\W*)$"
 )
 _CLOCK = r"(?P<{n}h>\d{{1,2}})(?:[:.h](?P<{n}m>[0-5]\d))?\s*(?P<{n}ap>a\.?m\.?|p\.?m\.?)?"
 _RANGE = re.compile(
-    r"(?:from\s+|de\s+)?" + _CLOCK.format(n="s") + r"\s*(?:-|–|to|until|till|a|hasta)\s*" + _CLOCK.format(n="e")
+    r"(?:from\s+|de\s+)?"
+    + _CLOCK.format(n="s")
+    + r"\s*(?:-|–|to|until|till|a|hasta)\s*"
+    + _CLOCK.format(n="e")
 )
 _AFTER = re.compile(r"\b(?:after|from|despu[eé]s de las?|desde las?)\s+" + _CLOCK.format(n="s"))
 _BEFORE = re.compile(r"\b(?:before|until|antes de las?|hasta las?)\s+" + _CLOCK.format(n="e"))

@@ -16,6 +16,7 @@ conversation) and a span (`over 2 weeks`). Anything that cannot be read raises a
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from .durations import MINUTES_PER_UNIT, UNIT_PATTERN, find_amounts, words_to_numbers
 from .errors import ParseError
@@ -32,7 +33,9 @@ _COUNT = re.compile(
     r"|(?:^|\b)(?P<n3>\d+)\s+(?=\d+(?:[.,]\d+)?\s*-?\s*(?:m|min|mins|minutes?|h|hrs?|hours?|minutos?|horas?)\b)"
 )
 _SHADOW = re.compile(r"\bshadow|\bacompa[nñ]ar|\bobserv")
-_DEBRIEF = re.compile(r"\bdebrief|\bfollow[- ]?up|\bwrap[- ]?up|\bcheck[- ]?in|\bseguimiento|\breuni[oó]n posterior")
+_DEBRIEF = re.compile(
+    r"\bdebrief|\bfollow[- ]?up|\bwrap[- ]?up|\bcheck[- ]?in|\bseguimiento|\breuni[oó]n posterior"
+)
 _DAY_MINUTES = 60 * 24
 
 
@@ -85,7 +88,7 @@ def _read_part(part: str, original: str, shadowing_minutes: int) -> list[Session
         )
     if count < 1 or count > 12:
         raise ParseError(f"{count} sessions in {original!r} is more than a micro mentoring budget")
-    return [SessionSpec(kind, int(round(minutes)))] * count
+    return [SessionSpec(kind, round(minutes))] * count
 
 
 def _add_neighbours(part: str, amounts: list[tuple[int, int, float]]) -> float | None:
@@ -93,7 +96,7 @@ def _add_neighbours(part: str, amounts: list[tuple[int, int, float]]) -> float |
     if not amounts:
         return None
     total = amounts[0][2]
-    for (_, end, _), (start, _, minutes) in zip(amounts, amounts[1:], strict=False):
+    for (_, end, _), (start, _, minutes) in pairwise(amounts):
         if re.fullmatch(r"\s*(?:and|y|,)?\s*", part[end:start]):
             total += minutes
         else:

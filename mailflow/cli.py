@@ -35,8 +35,14 @@ def main() -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Handle what is waiting and due, then exit.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if the clock said this time.")
-@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False), help="The config file.")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None:
     """Read the mailbox, decide, send, and fire timers (IMAP IDLE or Maildir polling)."""
@@ -44,8 +50,10 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
     from .mailboxes import open_sender, open_source
     from .store import Store
 
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     try:
         config = _config(config_path)
         clock: Clock = SystemClock()
@@ -66,9 +74,11 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
     try:
         if once:
             report = engine.run_once()
-            click.echo(f"handled {report.handled} message(s) ({report.already_handled} already "
-                       f"handled before), fired {report.timers} timer(s), sent {report.sent}"
-                       + (f", {report.failed} delivery failure(s)" if report.failed else ""))
+            click.echo(
+                f"handled {report.handled} message(s) ({report.already_handled} already "
+                f"handled before), fired {report.timers} timer(s), sent {report.sent}"
+                + (f", {report.failed} delivery failure(s)" if report.failed else "")
+            )
         else:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: engine.stop())
@@ -81,13 +91,19 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
 
 @main.command()
 @click.argument("ref", required=False)
-@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False))
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
 @click.option("--state", "state_filter", help="Only requests in this state.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Show ages as if it were this time.")
-def status(ref: str | None, config_path: str, state_filter: str | None, as_json: bool,
-           now_text: str | None) -> None:
+def status(
+    ref: str | None, config_path: str, state_filter: str | None, as_json: bool, now_text: str | None
+) -> None:
     """Every request and its state, or one request's whole history with reasons."""
     from . import status as show
     from .model import Request
@@ -107,6 +123,7 @@ def status(ref: str | None, config_path: str, state_filter: str | None, as_json:
             return
         if as_json:
             from pydantic import TypeAdapter
+
             click.echo(TypeAdapter(Request).dump_json(request, indent=2).decode())
         else:
             click.echo(show.history(request))
@@ -126,8 +143,13 @@ def status(ref: str | None, config_path: str, state_filter: str | None, as_json:
 
 
 @main.command()
-@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False))
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
 def check(config_path: str) -> None:
     """Validate config, rules, the mentor directory and templates."""
     from .checks import check_all
@@ -142,15 +164,20 @@ def check(config_path: str) -> None:
 
 
 @main.command()
-@click.option("--dir", "folder", default="var/demo", show_default=True,
-              type=click.Path(file_okay=False), help="Where the demo keeps its mailboxes.")
+@click.option(
+    "--dir",
+    "folder",
+    default="var/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo keeps its mailboxes.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def demo(folder: str, quiet: bool) -> None:
     """A full request-to-reflection walk-through on the embedded default (Maildir)."""
     from .demo import run_demo
 
     try:
-        run_demo(Path(folder), echo=(lambda _: None) if quiet else click.echo,
-                 summary=click.echo)
+        run_demo(Path(folder), echo=(lambda _: None) if quiet else click.echo, summary=click.echo)
     except MailflowError as error:
         _fail(error)

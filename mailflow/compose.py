@@ -46,9 +46,17 @@ def new_message_id(domain: str) -> str:
     return make_msgid(idstring="mailflow", domain=domain)
 
 
-def compose(*, sender: Person, envelope: Envelope, rendered: Rendered, message_id: str,
-            date: datetime, loop_token: str, purpose: str = "",
-            calendars: list[CalendarPart] | None = None) -> EmailMessage:
+def compose(
+    *,
+    sender: Person,
+    envelope: Envelope,
+    rendered: Rendered,
+    message_id: str,
+    date: datetime,
+    loop_token: str,
+    purpose: str = "",
+    calendars: list[CalendarPart] | None = None,
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = address(sender)
     message["To"] = [address(p) for p in envelope.to]
@@ -72,16 +80,14 @@ def compose(*, sender: Person, envelope: Envelope, rendered: Rendered, message_i
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for part in calendars or []:
-        message.add_alternative(part.data.decode("utf-8"), subtype="calendar",
-                                params={"method": part.method})
+        message.add_alternative(part.data.decode("utf-8"), subtype="calendar", params={"method": part.method})
     for part in calendars or []:
-        message.add_attachment(part.data, maintype="application", subtype="ics",
-                               filename=part.filename)
+        message.add_attachment(part.data, maintype="application", subtype="ics", filename=part.filename)
     return message
 
 
 def recipients(message: EmailMessage) -> list[str]:
-    found = []
+    found: list[str] = []
     for name in ("To", "Cc", "Bcc"):
         header = message.get(name)
         if header is not None:

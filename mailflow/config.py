@@ -33,8 +33,7 @@ def _zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except Exception as error:
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
-                         "'America/Chicago'") from error
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'America/Chicago'") from error
     return value
 
 
@@ -168,8 +167,9 @@ def check_config(path: Path) -> tuple[Config | None, list[Issue]]:
 def load_config(path: Path) -> Config:
     """Load and validate config.toml; a `ConfigError` lists every problem."""
     if not path.exists():
-        raise ConfigError(f"{path}: no such file. Copy config.example.toml to {path} and edit it, "
-                          "or pass --config PATH")
+        raise ConfigError(
+            f"{path}: no such file. Copy config.example.toml to {path} and edit it, or pass --config PATH"
+        )
     config, issues = check_config(path)
     if config is None:
         raise ConfigError("\n".join(str(issue) for issue in issues))

@@ -17,8 +17,9 @@ def purpose(message: EmailMessage) -> str:
     return str(message.get(PURPOSE_HEADER, ""))
 
 
-def reply(original: EmailMessage, sender: Person, text: str, when: datetime, *,
-          quote_style: str = "gmail") -> bytes:
+def reply(
+    original: EmailMessage, sender: Person, text: str, when: datetime, *, quote_style: str = "gmail"
+) -> bytes:
     """A reply from `sender` to `original`, sent to its Reply-To (else From)."""
     message = EmailMessage()
     message["From"] = f"{sender.name} <{sender.email}>" if sender.name else sender.email
@@ -32,9 +33,10 @@ def reply(original: EmailMessage, sender: Person, text: str, when: datetime, *,
     message["References"] = " ".join([*references, str(original["Message-ID"])])
     quoted = "\n".join("> " + line for line in body_text(original).splitlines())
     if quote_style == "outlook":
-        history = (f"\n\n________________________________\nFrom: {original['From']}\n"
-                   f"Sent: {original['Date']}\nTo: {original['To']}\nSubject: {subject}\n\n"
-                   + body_text(original))
+        history = (
+            f"\n\n________________________________\nFrom: {original['From']}\n"
+            f"Sent: {original['Date']}\nTo: {original['To']}\nSubject: {subject}\n\n" + body_text(original)
+        )
     else:
         history = f"\n\nOn {original['Date']}, {original['From']} wrote:\n{quoted}\n"
     message.set_content(text.rstrip() + "\n" + history)

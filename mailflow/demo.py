@@ -24,7 +24,7 @@ from .correspondent import purpose, read, reply
 from .engine import Engine
 from .errors import MailflowError
 from .mailboxes.maildir import MaildirSender, MaildirSource
-from .model import Person
+from .model import Person, Request
 from .store import Store
 from .tokens import find_ref
 
@@ -37,8 +37,10 @@ MENTOR_ANSWERS: dict[str, list[str]] = {
     "danielle.jones@example.org": ["Yes, happy to help!"],
     "rosa.delgado@example.org": ["accept"],
     "mariana.lopez@example.org": ["Sí, con gusto."],
-    "chris.nakamura@example.org": ["Decline - I'm at a conference most of December, sorry.",
-                                   "accept"],
+    "chris.nakamura@example.org": [
+        "Decline - I'm at a conference most of December, sorry.",
+        "accept",
+    ],
     "beth.morgan@example.org": ["accept 45 minutes"],
     "priya.raman@example.org": ["Of course - good to hear from Priya again."],
     "jordan.ellis@example.org": ["Happy to. Our board meets on Thursdays."],
@@ -53,9 +55,9 @@ COMPLETIONS = {
 CANCELS = {"sam.patel@example.org": "cancel - I have been asked to cover another branch."}
 REFLECTIONS = {
     "protege": "What worked: concrete examples from a real library\nWhat didn't: we ran out "
-               "of time for questions\nWhat you'll try: a pilot next month\nMore help later? yes",
+    "of time for questions\nWhat you'll try: a pilot next month\nMore help later? yes",
     "mentor": "What worked: a clear question to start from\nWhat didn't: nothing really\n"
-              "What you'll try: sending notes afterwards\nMore help later? happy to",
+    "What you'll try: sending notes afterwards\nMore help later? happy to",
 }
 SILENT_MENTOR_REFLECTIONS = {"rosa.delgado@example.org"}  # the reminder path
 
@@ -74,8 +76,7 @@ class Demo:
         self.store = Store(self.config.state_path)
         self.inbox = MaildirSource(self.folder / "mailbox")
         self.outbox_path = self.folder / "outbox"
-        self.engine = Engine(self.config, self.store, self.inbox, MaildirSender(self.outbox_path),
-                             self.clock)
+        self.engine = Engine(self.config, self.store, self.inbox, MaildirSender(self.outbox_path), self.clock)
 
     def deliver(self, raw: bytes) -> None:
         name = f"{int(self.clock.now().timestamp())}.{len(list(self.folder.glob('**/*')))}.demo"
@@ -85,8 +86,9 @@ class Demo:
     def run(self, title: str) -> list[EmailMessage]:
         self.echo(f"\n=== {self.clock.now():%a %d %b %Y %H:%M} UTC: {title}")
         report = self.engine.run_once()
-        for request in sorted(self.store.open_requests() + self._recently_finished(),
-                              key=lambda r: r.created):
+        for request in sorted(
+            self.store.open_requests() + self._recently_finished(), key=lambda r: r.created
+        ):
             shown = self.history_shown.get(request.ref, 0)
             for event in request.history[shown:]:
                 if event.what.startswith("sent "):
@@ -96,13 +98,16 @@ class Demo:
         new = self._new_outbox()
         for message in new:
             subject = " ".join(str(message["Subject"]).split())
-            self.echo(f"    -> {message['To']}" + (f" (cc {message['Cc']})" if message["Cc"] else "")
-                      + f"\n       {subject}")
+            self.echo(
+                f"    -> {message['To']}"
+                + (f" (cc {message['Cc']})" if message["Cc"] else "")
+                + f"\n       {subject}"
+            )
         if report.outcomes and not new:
             self.echo("    (nothing sent)")
         return new
 
-    def _recently_finished(self) -> list:  # type: ignore[type-arg]
+    def _recently_finished(self) -> list[Request]:
         return [r for r in self.store.archived() if self.history_shown.get(r.ref, 0) < len(r.history)]
 
     def _new_outbox(self) -> list[EmailMessage]:
@@ -142,8 +147,7 @@ class Demo:
                 else:
                     text = REFLECTIONS["mentor" if is_mentor else "protege"]
             if text:
-                self.echo(f"  <- {to.email} answers {message['Subject']!s:.60}...: "
-                          f"{text.splitlines()[0]!r}")
+                self.echo(f"  <- {to.email} answers {message['Subject']!s:.60}...: {text.splitlines()[0]!r}")
                 self.deliver(reply(message, to, text, self.clock.now()))
                 written += 1
         return written
@@ -157,8 +161,14 @@ class Demo:
     def cancel_introduced(self) -> None:
         for request in self.store.open_requests():
             text = CANCELS.get(request.protege.email)
-            intro = next((m for m in self._all_outbox() if purpose(m) == "introduction"
-                          and find_ref(str(m["Subject"])) == request.ref), None)
+            intro = next(
+                (
+                    m
+                    for m in self._all_outbox()
+                    if purpose(m) == "introduction" and find_ref(str(m["Subject"])) == request.ref
+                ),
+                None,
+            )
             if text and intro is not None:
                 self.echo(f"  <- {request.protege.email} writes: {text!r}")
                 self.deliver(reply(intro, request.protege, text, self.clock.now()))
@@ -198,8 +208,9 @@ def run_demo(folder: Path, echo: Callable[[str], None], summary: Callable[[str],
 
 def _write_config(folder: Path) -> Path:
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
-        raise MailflowError(f"{folder} exists and is not a mailflow demo folder; choose another "
-                            "--dir, or empty it")
+        raise MailflowError(
+            f"{folder} exists and is not a mailflow demo folder; choose another --dir, or empty it"
+        )
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -217,8 +228,8 @@ inbox = "maildir:mailbox"
 outbox = "maildir:outbox"
 
 [paths]
-rules = "{REPO / 'rules'}"
-templates = "{REPO / 'templates'}"
+rules = "{REPO / "rules"}"
+templates = "{REPO / "templates"}"
 state = "state.json"
 """)
     return config

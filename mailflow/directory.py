@@ -93,23 +93,32 @@ def load_directory(path: Path) -> tuple[list[Mentor], list[Issue]]:
         return [], issues
     entries = source.data.get("mentor", [])
     extra = sorted(set(source.data) - {"mentor"})
-    issues = [Issue(str(path), source.table_line(key) or source.key_line(key),
-                    f"unknown table '{key}'; the directory holds only [[mentor]] tables")
-              for key in extra]
+    issues = [
+        Issue(
+            str(path),
+            source.table_line(key) or source.key_line(key),
+            f"unknown table '{key}'; the directory holds only [[mentor]] tables",
+        )
+        for key in extra
+    ]
     mentors: list[Mentor] = []
     seen: dict[str, int | None] = {}
     for index, data in enumerate(entries if isinstance(entries, list) else []):
         line = source.table_line("mentor", index)
         label = f"mentor #{index + 1}" + (f" ({data.get('email')})" if isinstance(data, dict) else "")
-        entry, problems = source.validate(MentorEntry, data, header="mentor", index=index,
-                                          label=label)
+        entry, problems = source.validate(MentorEntry, data, header="mentor", index=index, label=label)
         issues.extend(problems)
         if entry is None:
             continue
         email = entry.email.lower()
         if email in seen:
-            issues.append(Issue(str(path), line, f"{label}: {email} is already listed at line "
-                                                 f"{seen[email]}; each mentor appears once"))
+            issues.append(
+                Issue(
+                    str(path),
+                    line,
+                    f"{label}: {email} is already listed at line {seen[email]}; each mentor appears once",
+                )
+            )
             continue
         seen[email] = line
         mentors.append(_mentor(entry, line))

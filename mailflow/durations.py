@@ -23,13 +23,44 @@ for _names, _minutes in (
 UNIT_PATTERN = "|".join(sorted(map(re.escape, MINUTES_PER_UNIT), key=len, reverse=True))
 
 NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45,
-    "fortyfive": 45, "sixty": 60, "ninety": 90,
-    "un": 1, "una": 1, "uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,
-    "seis": 6, "diez": 10, "quince": 15, "veinte": 20, "treinta": 30, "noventa": 90,
-    "single": 1, "couple": 2, "pair": 2,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "forty-five": 45,
+    "fortyfive": 45,
+    "sixty": 60,
+    "ninety": 90,
+    "un": 1,
+    "una": 1,
+    "uno": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "diez": 10,
+    "quince": 15,
+    "veinte": 20,
+    "treinta": 30,
+    "noventa": 90,
+    "single": 1,
+    "couple": 2,
+    "pair": 2,
 }
 
 # "half an hour" and friends are rewritten before numbers are read.
@@ -61,9 +92,12 @@ def words_to_numbers(text: str) -> str:
     words = "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True))
     # A word number only counts when a unit or a count follows it ("an hour", "two 30-minute calls"),
     # so the article "a" in "a meeting" stays a word.
-    return re.sub(rf"\b(?:{words})\b(?=[\s-]*(?:\d|{UNIT_PATTERN}\b|x\b|sessions?\b|calls?\b|"
-                  rf"conversations?\b|meetings?\b|chats?\b|sesi[oó]n(?:es)?\b|llamadas?\b))",
-                  number, text)
+    return re.sub(
+        rf"\b(?:{words})\b(?=[\s-]*(?:\d|{UNIT_PATTERN}\b|x\b|sessions?\b|calls?\b|"
+        rf"conversations?\b|meetings?\b|chats?\b|sesi[oó]n(?:es)?\b|llamadas?\b))",
+        number,
+        text,
+    )
 
 
 def find_amounts(text: str) -> list[tuple[int, int, float]]:
@@ -102,7 +136,11 @@ def format_duration(delta: timedelta) -> str:
     total = int(delta.total_seconds() // 60)
     days, rest = divmod(total, 60 * 24)
     hours, minutes = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
     return " ".join(p for p in parts if p) or "0m"
 
 

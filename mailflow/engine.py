@@ -48,9 +48,17 @@ class RunReport:
 
 
 class Engine:
-    def __init__(self, config: Config, store: Store, source: MailSource, sender: MailSender,
-                 clock: Clock, *, ruleset: Ruleset | None = None,
-                 renderer: Renderer | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        source: MailSource,
+        sender: MailSender,
+        clock: Clock,
+        *,
+        ruleset: Ruleset | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.source = source
@@ -67,8 +75,9 @@ class Engine:
 
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
-        self.workflow = Workflow(config=self.config, ruleset=self.ruleset, messages=messages,
-                                 store=self.store)
+        self.workflow = Workflow(
+            config=self.config, ruleset=self.ruleset, messages=messages, store=self.store
+        )
 
     # -- the daemon --------------------------------------------------------------------
     def run_once(self) -> RunReport:
@@ -114,8 +123,7 @@ class Engine:
                 continue
             fx = self._handle_safely(incoming, now)
             self._apply(fx, now)
-            self.store.remember(incoming.key, now, fx.outcome, fx.folder,
-                                next(iter(fx.saved), None))
+            self.store.remember(incoming.key, now, fx.outcome, fx.folder, next(iter(fx.saved), None))
             filing.append((item, fx.folder))
             report.handled += 1
             report.outcomes.append(fx.outcome)
@@ -133,9 +141,13 @@ class Engine:
             log.exception("%s: failed, parked in needs-attention", incoming.message_id)
             try:
                 return self.workflow.park(
-                    Effects(), incoming, now, reason=f"mailflow failed on this message: {detail}",
+                    Effects(),
+                    incoming,
+                    now,
+                    reason=f"mailflow failed on this message: {detail}",
                     advice="This is a mailflow bug or a broken template; the message is kept. "
-                           "Fix the cause, then move the message back into the inbox.")
+                    "Fix the cause, then move the message back into the inbox.",
+                )
             except Exception:
                 log.exception("%s: could not even tell the coordinator", incoming.message_id)
                 fx = Effects(folder=NEEDS_ATTENTION, outcome=f"needs attention: {detail}")
@@ -143,29 +155,47 @@ class Engine:
                 return fx
 
     def _handle(self, incoming: Incoming, now: datetime) -> Effects:
-        found = route(incoming, self.tokens, known_ref=self._known_ref,
-                      ref_for_message=self.store.ref_for_message, loop_token=self.loop_token,
-                      own_address=self.config.programme.address)
+        found = route(
+            incoming,
+            self.tokens,
+            known_ref=self._known_ref,
+            ref_for_message=self.store.ref_for_message,
+            loop_token=self.loop_token,
+            own_address=self.config.programme.address,
+        )
         if found.kind is Kind.NOISE:
             fx = Effects(folder=PROCESSED, outcome=f"skipped: {found.reason}")
-            fx.log.append(("skipped", f"{incoming.message_id} from "
-                                      f"{incoming.sender.email or '-'}: {found.reason}"))
+            fx.log.append(
+                (
+                    "skipped",
+                    f"{incoming.message_id} from {incoming.sender.email or '-'}: {found.reason}",
+                )
+            )
             return fx
         if found.kind is Kind.NEW_REQUEST:
             return self.workflow.new_request(incoming, now)
         assert found.ref is not None
         request = self.store.find(found.ref)
         if request is None:
-            return self.workflow.park(Effects(), incoming, now,
-                                      reason=f"{found.reason}: no such request",
-                                      advice="Check the reference; the sender may have "
-                                             "mistyped it.")
+            return self.workflow.park(
+                Effects(),
+                incoming,
+                now,
+                reason=f"{found.reason}: no such request",
+                advice="Check the reference; the sender may have mistyped it.",
+            )
         role, problem = self.workflow.resolve_role(request, found, incoming.sender.email)
         if role is None:
-            return self.workflow.park(Effects(), incoming, now, reason=problem, request=request,
-                                      advice="mailflow only acts on replies from the people a "
-                                             "message was sent to. Forward it to them, or act "
-                                             "on it yourself.")
+            return self.workflow.park(
+                Effects(),
+                incoming,
+                now,
+                reason=problem,
+                request=request,
+                advice="mailflow only acts on replies from the people a "
+                "message was sent to. Forward it to them, or act "
+                "on it yourself.",
+            )
         return self.workflow.reply(request, role, incoming, now)
 
     def _known_ref(self, ref: str) -> bool:
@@ -182,9 +212,9 @@ class Engine:
             self.store.remember_pairing(protege, mentor, ref, now)
         for outgoing in fx.outgoing:
             self.store.queue(outgoing, now)
-        ref = next(iter(fx.saved), None)
+        touched = next(iter(fx.saved), None)
         for what, reason in fx.log:
-            self.store.log(now, what, reason, ref=ref)
+            self.store.log(now, what, reason, ref=touched)
 
     # -- timers and delivery -----------------------------------------------------------
     def _fire_timers(self, report: RunReport) -> None:
@@ -217,6 +247,9 @@ class Engine:
                 continue
             self.store.mark_sent(outgoing.message_id)
             report.sent += 1
-            log.info("%s sent %s to %s", outgoing.ref or "-", outgoing.purpose,
-                     ", ".join(outgoing.recipients))
-
+            log.info(
+                "%s sent %s to %s",
+                outgoing.ref or "-",
+                outgoing.purpose,
+                ", ".join(outgoing.recipients),
+            )

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from .availability import parse_availability
@@ -19,22 +20,83 @@ from .errors import ParseError
 from .model import Problem, RequestForm
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "topic": ("topic", "what i need", "what i need help with", "need", "i need", "request",
-              "help with", "challenge", "subject", "tema", "necesito", "lo que necesito", "asunto"),
-    "budget": ("time budget", "time", "budget", "duration", "how long", "length",
-               "time commitment", "time needed", "time available", "tiempo", "duracion",
-               "presupuesto de tiempo", "tiempo disponible"),
+    "topic": (
+        "topic",
+        "what i need",
+        "what i need help with",
+        "need",
+        "i need",
+        "request",
+        "help with",
+        "challenge",
+        "subject",
+        "tema",
+        "necesito",
+        "lo que necesito",
+        "asunto",
+    ),
+    "budget": (
+        "time budget",
+        "time",
+        "budget",
+        "duration",
+        "how long",
+        "length",
+        "time commitment",
+        "time needed",
+        "time available",
+        "tiempo",
+        "duracion",
+        "presupuesto de tiempo",
+        "tiempo disponible",
+    ),
     "format": ("format", "meeting format", "mode", "medium", "how", "formato", "modalidad"),
-    "skills": ("skills", "skills wanted", "skills needed", "expertise", "areas", "keywords",
-               "habilidades", "competencias", "areas de experiencia"),
-    "goal": ("goal", "goals", "success", "what success looks like", "outcome", "objective",
-             "objetivo", "meta"),
-    "prior_relationship": ("prior relationship", "relationship", "existing relationship",
-                           "previous mentor", "relacion previa", "relacion"),
-    "preferred_mentor": ("preferred mentor", "mentor", "mentor preference", "mentor preferido",
-                         "mentora preferida", "preferred"),
-    "availability": ("availability", "available", "when", "times", "schedule", "disponibilidad",
-                     "horario"),
+    "skills": (
+        "skills",
+        "skills wanted",
+        "skills needed",
+        "expertise",
+        "areas",
+        "keywords",
+        "habilidades",
+        "competencias",
+        "areas de experiencia",
+    ),
+    "goal": (
+        "goal",
+        "goals",
+        "success",
+        "what success looks like",
+        "outcome",
+        "objective",
+        "objetivo",
+        "meta",
+    ),
+    "prior_relationship": (
+        "prior relationship",
+        "relationship",
+        "existing relationship",
+        "previous mentor",
+        "relacion previa",
+        "relacion",
+    ),
+    "preferred_mentor": (
+        "preferred mentor",
+        "mentor",
+        "mentor preference",
+        "mentor preferido",
+        "mentora preferida",
+        "preferred",
+    ),
+    "availability": (
+        "availability",
+        "available",
+        "when",
+        "times",
+        "schedule",
+        "disponibilidad",
+        "horario",
+    ),
     "time_zone": ("time zone", "timezone", "tz", "zona horaria", "huso horario"),
     "recording": ("recording", "record", "ok to record", "grabacion", "grabar"),
     "questions": ("questions", "my questions", "question", "preguntas", "pregunta"),
@@ -42,43 +104,143 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "library": ("library", "branch", "organization", "organisation", "institution", "biblioteca"),
 }
 FIELD_LABELS = {
-    "topic": "Topic", "budget": "Time budget", "format": "Format", "skills": "Skills",
-    "goal": "Goal", "prior_relationship": "Prior relationship",
-    "preferred_mentor": "Preferred mentor", "availability": "Availability",
-    "time_zone": "Time zone", "recording": "Recording", "questions": "Questions",
-    "name": "Name", "library": "Library",
+    "topic": "Topic",
+    "budget": "Time budget",
+    "format": "Format",
+    "skills": "Skills",
+    "goal": "Goal",
+    "prior_relationship": "Prior relationship",
+    "preferred_mentor": "Preferred mentor",
+    "availability": "Availability",
+    "time_zone": "Time zone",
+    "recording": "Recording",
+    "questions": "Questions",
+    "name": "Name",
+    "library": "Library",
 }
-SPANISH_KEYS = {"tema", "necesito", "lo que necesito", "tiempo", "duracion", "formato",
-                "habilidades", "objetivo", "disponibilidad", "zona horaria", "preguntas",
-                "nombre", "biblioteca", "grabacion", "relacion previa", "modalidad",
-                "presupuesto de tiempo", "tiempo disponible"}
+SPANISH_KEYS = {
+    "tema",
+    "necesito",
+    "lo que necesito",
+    "tiempo",
+    "duracion",
+    "formato",
+    "habilidades",
+    "objetivo",
+    "disponibilidad",
+    "zona horaria",
+    "preguntas",
+    "nombre",
+    "biblioteca",
+    "grabacion",
+    "relacion previa",
+    "modalidad",
+    "presupuesto de tiempo",
+    "tiempo disponible",
+}
 FORMATS: dict[str, tuple[str, ...]] = {
-    "video": ("video", "video call", "videocall", "zoom", "teams", "google meet", "meet",
-              "online", "virtual", "webex", "videollamada", "en linea", "remote"),
-    "in person": ("in person", "in-person", "face to face", "face-to-face", "f2f", "on site",
-                  "onsite", "presencial", "en persona"),
+    "video": (
+        "video",
+        "video call",
+        "videocall",
+        "zoom",
+        "teams",
+        "google meet",
+        "meet",
+        "online",
+        "virtual",
+        "webex",
+        "videollamada",
+        "en linea",
+        "remote",
+    ),
+    "in person": (
+        "in person",
+        "in-person",
+        "face to face",
+        "face-to-face",
+        "f2f",
+        "on site",
+        "onsite",
+        "presencial",
+        "en persona",
+    ),
     "phone": ("phone", "telephone", "phone call", "call", "telefono", "llamada", "por telefono"),
-    "shadowing": ("shadowing", "shadow", "job shadow", "job shadowing", "observe", "observation",
-                  "acompanamiento", "observacion"),
+    "shadowing": (
+        "shadowing",
+        "shadow",
+        "job shadow",
+        "job shadowing",
+        "observe",
+        "observation",
+        "acompanamiento",
+        "observacion",
+    ),
 }
 RELATIONSHIPS: dict[str, tuple[str, ...]] = {
-    "not needed": ("not needed", "no", "none", "not necessary", "n/a", "na", "no preference",
-                   "not required", "doesn't matter", "no es necesaria", "no necesaria",
-                   "no hace falta", "new mentor is fine", "anyone"),
-    "preferred": ("preferred", "prefer", "preferable", "nice to have", "ideally", "if possible",
-                  "would be nice", "preferida", "de preferencia", "si es posible"),
-    "required": ("required", "must", "needed", "necessary", "essential", "yes", "requerida",
-                 "obligatoria", "necesaria", "imprescindible"),
+    "not needed": (
+        "not needed",
+        "no",
+        "none",
+        "not necessary",
+        "n/a",
+        "na",
+        "no preference",
+        "not required",
+        "doesn't matter",
+        "no es necesaria",
+        "no necesaria",
+        "no hace falta",
+        "new mentor is fine",
+        "anyone",
+    ),
+    "preferred": (
+        "preferred",
+        "prefer",
+        "preferable",
+        "nice to have",
+        "ideally",
+        "if possible",
+        "would be nice",
+        "preferida",
+        "de preferencia",
+        "si es posible",
+    ),
+    "required": (
+        "required",
+        "must",
+        "needed",
+        "necessary",
+        "essential",
+        "yes",
+        "requerida",
+        "obligatoria",
+        "necesaria",
+        "imprescindible",
+    ),
 }
 YES = ("yes", "y", "ok", "okay", "fine", "sure", "allowed", "si", "sí", "of course", "true")
 NO = ("no", "n", "not", "none", "prefer not", "please don't", "please do not", "false", "no thanks")
 ZONE_ALIASES = {
-    "pacific": "America/Los_Angeles", "pt": "America/Los_Angeles", "pst": "America/Los_Angeles",
-    "pdt": "America/Los_Angeles", "mountain": "America/Denver", "mt": "America/Denver",
-    "mst": "America/Denver", "mdt": "America/Denver", "central": "America/Chicago",
-    "ct": "America/Chicago", "cst": "America/Chicago", "cdt": "America/Chicago",
-    "eastern": "America/New_York", "et": "America/New_York", "est": "America/New_York",
-    "edt": "America/New_York", "utc": "UTC", "gmt": "Europe/London", "uk": "Europe/London",
+    "pacific": "America/Los_Angeles",
+    "pt": "America/Los_Angeles",
+    "pst": "America/Los_Angeles",
+    "pdt": "America/Los_Angeles",
+    "mountain": "America/Denver",
+    "mt": "America/Denver",
+    "mst": "America/Denver",
+    "mdt": "America/Denver",
+    "central": "America/Chicago",
+    "ct": "America/Chicago",
+    "cst": "America/Chicago",
+    "cdt": "America/Chicago",
+    "eastern": "America/New_York",
+    "et": "America/New_York",
+    "est": "America/New_York",
+    "edt": "America/New_York",
+    "utc": "UTC",
+    "gmt": "Europe/London",
+    "uk": "Europe/London",
 }
 _KEY_OF = {s: key for key, names in SYNONYMS.items() for s in names}
 _BULLET = re.compile(r"^\s*(?:[-*•·◦‣▪–—>]+|\d{1,2}[.)])\s+")
@@ -142,8 +304,9 @@ def parse_form(text: str, *, max_budget: timedelta, shadowing_minutes: int = 60)
     raw = split_fields(text)
     form = RequestForm()
     problems: list[Problem] = []
-    keys_used = {_plain(m["key"]) for line in text.split("\n")
-                 if (m := _LINE.match(_BULLET.sub("", line.strip())))}
+    keys_used = {
+        _plain(m["key"]) for line in text.split("\n") if (m := _LINE.match(_BULLET.sub("", line.strip())))
+    }
     if keys_used & SPANISH_KEYS:
         form.language = "es"
 
@@ -168,26 +331,33 @@ def parse_form(text: str, *, max_budget: timedelta, shadowing_minutes: int = 60)
         except ParseError as error:
             problems.append(Problem("Time budget", str(error)))
     if form.budget and form.budget.total > max_budget:
-        problems.append(Problem(
-            "Time budget",
-            f"{form.budget.describe()} adds up to {form.budget.total_minutes} minutes, more than "
-            f"this programme's limit of {int(max_budget.total_seconds() // 60)} minutes; "
-            "please ask for less time",
-        ))
+        problems.append(
+            Problem(
+                "Time budget",
+                f"{form.budget.describe()} adds up to {form.budget.total_minutes} minutes, more than "
+                f"this programme's limit of {int(max_budget.total_seconds() // 60)} minutes; "
+                "please ask for less time",
+            )
+        )
 
     if text_format := value("format"):
         form.format = _one_of(text_format, FORMATS)
         if form.format is None:
-            problems.append(Problem("Format", f"{text_format!r} is not one of: video, in person, "
-                                              "phone, shadowing"))
+            problems.append(
+                Problem("Format", f"{text_format!r} is not one of: video, in person, phone, shadowing")
+            )
     elif form.budget and any(s.kind == "shadowing" for s in form.budget.sessions):
         form.format = "shadowing"
 
     if text_rel := value("prior_relationship"):
         relationship = _one_of(text_rel, RELATIONSHIPS)
         if relationship is None:
-            problems.append(Problem("Prior relationship", f"{text_rel!r} is not one of: "
-                                                          "not needed, preferred, required"))
+            problems.append(
+                Problem(
+                    "Prior relationship",
+                    f"{text_rel!r} is not one of: not needed, preferred, required",
+                )
+            )
         else:
             form.prior_relationship = relationship
 
@@ -201,8 +371,13 @@ def parse_form(text: str, *, max_budget: timedelta, shadowing_minutes: int = 60)
     if text_zone := value("time_zone"):
         form.time_zone = resolve_zone(text_zone)
         if form.time_zone is None:
-            problems.append(Problem("Time zone", f"{text_zone!r} is not a time zone name; write "
-                                                 "one like America/Los_Angeles or Europe/Madrid"))
+            problems.append(
+                Problem(
+                    "Time zone",
+                    f"{text_zone!r} is not a time zone name; write "
+                    "one like America/Los_Angeles or Europe/Madrid",
+                )
+            )
 
     if text_rec := value("recording"):
         answer = _plain(text_rec)
@@ -221,14 +396,19 @@ def required_problems(form: RequestForm) -> list[Problem]:
     if not form.topic:
         problems.append(Problem("Topic", "missing: say in one line what you need help with"))
     if not form.budget_text:
-        problems.append(Problem("Time budget", "missing: say how much time you are asking for, "
-                                               "like '45 minutes' or '2 x 30 minutes over 2 weeks'"))
+        problems.append(
+            Problem(
+                "Time budget",
+                "missing: say how much time you are asking for, "
+                "like '45 minutes' or '2 x 30 minutes over 2 weeks'",
+            )
+        )
     return problems
 
 
 def merge(earlier: RequestForm, later: ParsedForm) -> RequestForm:
     """A completion reply: the fields it gives replace the earlier ones, the rest stay."""
-    updates = {}
+    updates: dict[str, Any] = {}
     for key in later.seen:
         if key == "budget":
             updates["budget_text"] = later.form.budget_text

@@ -31,9 +31,21 @@ class CalendarPart:
     filename: str = "invite.ics"
 
 
-def build_invite(*, method: str, uid: str, sequence: int, start: datetime, end: datetime,
-                 stamp: datetime, summary: str, description: str, organizer: Attendee,
-                 attendees: list[Attendee], location: str = "", url: str = "") -> CalendarPart:
+def build_invite(
+    *,
+    method: str,
+    uid: str,
+    sequence: int,
+    start: datetime,
+    end: datetime,
+    stamp: datetime,
+    summary: str,
+    description: str,
+    organizer: Attendee,
+    attendees: list[Attendee],
+    location: str = "",
+    url: str = "",
+) -> CalendarPart:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -55,10 +67,13 @@ def build_invite(*, method: str, uid: str, sequence: int, start: datetime, end: 
         event.add("url", url)
     event.add("organizer", _address(organizer, organizer_role=True))
     for person in attendees:
-        event.add("attendee", _address(person), encode=0)
+        event.add("attendee", _address(person), encode=False)
     calendar.add_component(event)
-    return CalendarPart(method=method, data=calendar.to_ical(),
-                        filename="cancel.ics" if method == "CANCEL" else "invite.ics")
+    return CalendarPart(
+        method=method,
+        data=calendar.to_ical(),
+        filename="cancel.ics" if method == "CANCEL" else "invite.ics",
+    )
 
 
 def _address(person: Attendee, organizer_role: bool = False) -> vCalAddress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import re
+from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage, Message
 
@@ -52,7 +53,7 @@ def body_text(message: Message) -> str:
     return normalise_newlines(plain or "")
 
 
-def _walk(part: Message, depth: int):  # type: ignore[no-untyped-def]
+def _walk(part: Message, depth: int) -> Iterator[Message]:
     """Like Message.walk, but stops at MAX_DEPTH so hostile nesting cannot exhaust the stack."""
     if depth > MAX_DEPTH:
         return
@@ -60,7 +61,8 @@ def _walk(part: Message, depth: int):  # type: ignore[no-untyped-def]
         payload = part.get_payload()
         if isinstance(payload, list):
             for child in payload:
-                yield from _walk(child, depth + 1)
+                if isinstance(child, Message):
+                    yield from _walk(child, depth + 1)
     else:
         yield part
 
@@ -88,6 +90,8 @@ def html_to_text(html: str) -> str:
     converter.ignore_links = False
     converter.ignore_emphasis = True
     converter.unicode_snob = True
+    converter.ignore_tables = True  # a form laid out as a table reads as "Key: value" lines
+    html = re.sub(r"(?i)(</t[dh]\s*>)", "\u00a0\\1", html)  # keep a space between cells
     text = converter.handle(html)
     # html2text escapes characters that mean something in Markdown; people did not type those.
     text = re.sub(r"\\([-*_+.#!\[\]()`>])", r"\1", text)

@@ -35,7 +35,7 @@ class MatchContext:
 
 
 def first_rule(form: RequestForm, ruleset: Ruleset, default_format: str) -> tuple[Rule | None, list[str]]:
-    skipped = []
+    skipped: list[str] = []
     for rule in ruleset.rules:
         why = rule.mismatch(form, default_format)
         if why is None:
@@ -44,8 +44,13 @@ def first_rule(form: RequestForm, ruleset: Ruleset, default_format: str) -> tupl
     return None, skipped
 
 
-def match(form: RequestForm, protege: Person, ruleset: Ruleset, ctx: MatchContext,
-          now: datetime | None = None) -> Decision:
+def match(
+    form: RequestForm,
+    protege: Person,
+    ruleset: Ruleset,
+    ctx: MatchContext,
+    now: datetime | None = None,
+) -> Decision:
     rule, skipped = first_rule(form, ruleset, ctx.default_format)
     if rule is None:
         return Decision(rule=None, skipped_rules=skipped, policy=ruleset.defaults)
@@ -62,10 +67,21 @@ def match(form: RequestForm, protege: Person, ruleset: Ruleset, ctx: MatchContex
     candidates = [Candidate(m.email, m.name, reasons) for _, m, reasons in ranked]
     limit = rule.policy.max_candidates
     for extra in candidates[limit:]:
-        rejected.append(Rejected(extra.email, extra.name,
-                                 f"ranked below the first {limit} (max_candidates = {limit})"))
-    return Decision(rule=rule.name, rule_file=rule.where, skipped_rules=skipped,
-                    ranked=candidates[:limit], rejected=rejected, policy=rule.policy)
+        rejected.append(
+            Rejected(
+                extra.email,
+                extra.name,
+                f"ranked below the first {limit} (max_candidates = {limit})",
+            )
+        )
+    return Decision(
+        rule=rule.name,
+        rule_file=rule.where,
+        skipped_rules=skipped,
+        ranked=candidates[:limit],
+        rejected=rejected,
+        policy=rule.policy,
+    )
 
 
 def rank_keys(rule: Rule, form: RequestForm) -> list[str]:
@@ -82,12 +98,22 @@ def names_mentor(wish: str | None, mentor: Mentor) -> bool:
     if not wish:
         return False
     wish = wish.strip().lower().strip("<>")
-    return wish == mentor.email or wish in mentor.email.split("@")[0] or \
-        (len(wish) > 2 and wish in mentor.name.lower()) or mentor.name.lower() in wish
+    return (
+        wish == mentor.email
+        or wish in mentor.email.split("@")[0]
+        or (len(wish) > 2 and wish in mentor.name.lower())
+        or mentor.name.lower() in wish
+    )
 
 
-def _filter(mentor: Mentor, form: RequestForm, protege: Person, rule: Rule, ctx: MatchContext,
-            now: datetime | None) -> str | None:
+def _filter(
+    mentor: Mentor,
+    form: RequestForm,
+    protege: Person,
+    rule: Rule,
+    ctx: MatchContext,
+    now: datetime | None,
+) -> str | None:
     if mentor.email == protege.email.lower():
         return "is the protégé"
     pool = _pool_mismatch(mentor, rule)
@@ -109,8 +135,10 @@ def _filter(mentor: Mentor, form: RequestForm, protege: Person, rule: Rule, ctx:
         return f"already has {load.active} active (max_active = {mentor.max_active})"
     minutes = form.budget.total_minutes if form.budget else 0
     if load.minutes_this_month + minutes > mentor.max_hours_per_month * 60:
-        return (f"would have {(load.minutes_this_month + minutes) / 60:g}h this month, over "
-                f"max_hours_per_month = {mentor.max_hours_per_month:g}")
+        return (
+            f"would have {(load.minutes_this_month + minutes) / 60:g}h this month, over "
+            f"max_hours_per_month = {mentor.max_hours_per_month:g}"
+        )
     if form.prior_relationship == "required" and not _knows(mentor, protege, ctx):
         return "has no prior relationship with the protégé, which the request requires"
     return None
@@ -136,8 +164,9 @@ def _overlap(mentor: Mentor, form: RequestForm) -> list[str]:
     return [s for s in mentor.skills if s in wanted or s in text]
 
 
-def _rank(mentor: Mentor, form: RequestForm, protege: Person, rule: Rule,
-          ctx: MatchContext) -> tuple[tuple[float, ...], list[str]]:
+def _rank(
+    mentor: Mentor, form: RequestForm, protege: Person, rule: Rule, ctx: MatchContext
+) -> tuple[tuple[float, ...], list[str]]:
     load = ctx.load.get(mentor.email, Load())
     values: list[float] = []
     reasons: list[str] = []
@@ -155,12 +184,17 @@ def _rank(mentor: Mentor, form: RequestForm, protege: Person, rule: Rule,
         elif key == "skill_overlap":
             overlap = _overlap(mentor, form)
             values.append(len(overlap))
-            reasons.append(f"skills matching the request: {', '.join(overlap)}" if overlap
-                           else "no skill named in the request, but in the rule's pool")
+            reasons.append(
+                f"skills matching the request: {', '.join(overlap)}"
+                if overlap
+                else "no skill named in the request, but in the rule's pool"
+            )
         elif key == "least_loaded":
             values.append(-load.minutes_this_month)
-            reasons.append(f"{load.minutes_this_month / 60:g}h of {mentor.max_hours_per_month:g}h "
-                           f"booked this month, {load.active} active")
+            reasons.append(
+                f"{load.minutes_this_month / 60:g}h of {mentor.max_hours_per_month:g}h "
+                f"booked this month, {load.active} active"
+            )
         elif key == "same_library":
             same = bool(protege.library) and mentor.library.lower() == protege.library.lower()
             values.append(1 if same else 0)

@@ -63,11 +63,18 @@ def request_context(request: Request, config: Config) -> dict[str, Any]:
 def person_context(person: Person | Mentor | None) -> dict[str, Any]:
     if person is None:
         return {"name": "", "email": "", "library": ""}
-    context = {"name": person.name or person.email.split("@")[0], "email": person.email,
-               "library": person.library}
+    context = {
+        "name": person.name or person.email.split("@")[0],
+        "email": person.email,
+        "library": person.library,
+    }
     if isinstance(person, Mentor):
-        context.update(video_link=person.video_link, location=person.location, phone=person.phone,
-                       time_zone=person.time_zone)
+        context.update(
+            video_link=person.video_link,
+            location=person.location,
+            phone=person.phone,
+            time_zone=person.time_zone,
+        )
     return context
 
 
@@ -84,8 +91,11 @@ class Messages:
     def base_context(self, request: Request | None) -> dict[str, Any]:
         programme = self.config.programme
         context: dict[str, Any] = {
-            "programme": {"name": programme.name, "address": programme.address,
-                          "coordinator": programme.coordinator},
+            "programme": {
+                "name": programme.name,
+                "address": programme.address,
+                "coordinator": programme.coordinator,
+            },
             "ref": request.ref if request else "",
         }
         if request is not None:
@@ -94,11 +104,20 @@ class Messages:
             context["mentor"] = person_context(request.mentor)
         return context
 
-    def build(self, *, template: str, purpose: str, to: list[Person], now: datetime,
-              request: Request | None = None, context: dict[str, Any] | None = None,
-              reply_role: Role | str | None = None, cc: list[Person] | None = None,
-              calendars: list[CalendarPart] | None = None, answering: Incoming | None = None
-              ) -> Outgoing:
+    def build(
+        self,
+        *,
+        template: str,
+        purpose: str,
+        to: list[Person],
+        now: datetime,
+        request: Request | None = None,
+        context: dict[str, Any] | None = None,
+        reply_role: Role | str | None = None,
+        cc: list[Person] | None = None,
+        calendars: list[CalendarPart] | None = None,
+        answering: Incoming | None = None,
+    ) -> Outgoing:
         full_context = self.base_context(request)
         full_context.update(context or {})
         rendered = self.renderer.render(template, full_context)
@@ -109,20 +128,34 @@ class Messages:
             reply_to = self.tokens.reply_address(request.ref, reply_role, to[0].email)
         thread = list(request.message_ids[-5:]) if request else []
         envelope = Envelope(
-            to=to, cc=cc or [], reply_to=reply_to,
+            to=to,
+            cc=cc or [],
+            reply_to=reply_to,
             in_reply_to=answering.message_id if answering else (thread[-1] if thread else None),
             references=[*thread, *([answering.message_id] if answering else [])],
             auto="auto-replied" if answering else "auto-generated",
         )
         message_id = new_message_id(self.domain)
-        message = compose(sender=self.sender, envelope=envelope, rendered=rendered,
-                          message_id=message_id, date=now, loop_token=self.loop_token,
-                          purpose=purpose, calendars=calendars)
+        message = compose(
+            sender=self.sender,
+            envelope=envelope,
+            rendered=rendered,
+            message_id=message_id,
+            date=now,
+            loop_token=self.loop_token,
+            purpose=purpose,
+            calendars=calendars,
+        )
         if request is not None:
             request.message_ids.append(message_id)
             if answering and answering.message_id not in request.message_ids:
                 request.message_ids.append(answering.message_id)
             names = ", ".join(p.email for p in to + (cc or []))
             request.note(now, f"sent {purpose}", f"to {names} ({message_id})")
-        return Outgoing(message_id=message_id, ref=request.ref if request else None,
-                        purpose=purpose, recipients=recipients(message), raw=message.as_bytes())
+        return Outgoing(
+            message_id=message_id,
+            ref=request.ref if request else None,
+            purpose=purpose,
+            recipients=recipients(message),
+            raw=message.as_bytes(),
+        )

@@ -12,7 +12,6 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 
 
-
 class State(StrEnum):
     RECEIVED = "received"
     INCOMPLETE = "incomplete"  # waiting for the protégé to complete the form
@@ -90,8 +89,11 @@ class Budget:
             text = f"{len(parts)} x {self.sessions[0].describe()}s"
         if self.span_days:
             weeks, days = divmod(self.span_days, 7)
-            text += f" over {weeks} weeks" if not days and weeks > 1 else (
-                " over 1 week" if not days else f" over {self.span_days} days")
+            text += (
+                f" over {weeks} weeks"
+                if not days and weeks > 1
+                else (" over 1 week" if not days else f" over {self.span_days} days")
+            )
         return text
 
 

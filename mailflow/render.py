@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError as JinjaError, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import TemplateError
@@ -66,13 +67,15 @@ class Renderer:
             template = self.env.get_template(filename)
             blocks = template.blocks
             if "subject" not in blocks or "body" not in blocks:
-                raise TemplateError(f"{self.folder / filename}: needs a {{% block subject %}} "
-                                    "and a {% block body %}")
+                raise TemplateError(
+                    f"{self.folder / filename}: needs a {{% block subject %}} and a {{% block body %}}"
+                )
             ctx = template.new_context(dict(context))
             subject = " ".join("".join(blocks["subject"](ctx)).split())
             text = _tidy("".join(blocks["body"](ctx)))
-            html = self.env.get_template(LAYOUT).render(subject=subject, body=text,
-                                                       **_layout_context(context))
+            html = self.env.get_template(LAYOUT).render(
+                subject=subject, body=text, **_layout_context(context)
+            )
         except TemplateError:
             raise
         except JinjaError as error:

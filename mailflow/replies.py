@@ -38,21 +38,34 @@ class Answer:
     problem: str = ""  # why a counter-offer could not be read
 
 
-_GREETING = re.compile(r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hola|buenos d[ií]as|"
-                       r"buenas tardes|greetings|thanks|thank you|gracias)\b[^.!?]*[,.!:]?$", re.IGNORECASE)
-_NEUTRAL = re.compile(r"\bno (?:problem|worries|doubt)\b|\bnot a problem\b|\bsin problema\b",
-                      re.IGNORECASE)
-_HEDGE = re.compile(r"\b(?:not sure|unsure|maybe|perhaps|might|not certain|let me (?:check|think)|"
-                    r"i'?ll (?:check|think|let you know)|depends|tal vez|quiz[aá]s|no s[eé])\b",
-                    re.IGNORECASE)
-_CANCEL = re.compile(r"^(?:please\s+)?(?:cancel|cancelar|cancela|cancelo)\b|^i(?:'d| would)? (?:like|want) to cancel\b"
-                     r"|^we need to cancel\b|^please cancel\b", re.IGNORECASE)
-_ACCEPT = re.compile(r"\b(?:accept(?:ed|ing)?|yes|yep|yeah|happy to|glad to|delighted to|sure|"
-                     r"of course|count me in|i can do (?:it|that)|i'?d love to|absolutely|"
-                     r"s[ií]|acepto|con gusto|claro)\b", re.IGNORECASE)
-_DECLINE = re.compile(r"\b(?:decline[sd]?|declining|no|nope|can'?t|cannot|can not|won'?t be able|"
-                      r"unable|not able|not available|unavailable|not this time|pass|"
-                      r"no puedo|lo siento|rechazo)\b", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hola|buenos d[ií]as|"
+    r"buenas tardes|greetings|thanks|thank you|gracias)\b[^.!?]*[,.!:]?$",
+    re.IGNORECASE,
+)
+_NEUTRAL = re.compile(r"\bno (?:problem|worries|doubt)\b|\bnot a problem\b|\bsin problema\b", re.IGNORECASE)
+_HEDGE = re.compile(
+    r"\b(?:not sure|unsure|maybe|perhaps|might|not certain|let me (?:check|think)|"
+    r"i'?ll (?:check|think|let you know)|depends|tal vez|quiz[aá]s|no s[eé])\b",
+    re.IGNORECASE,
+)
+_CANCEL = re.compile(
+    r"^(?:please\s+)?(?:cancel|cancelar|cancela|cancelo)\b|^i(?:'d| would)? (?:like|want) to cancel\b"
+    r"|^we need to cancel\b|^please cancel\b",
+    re.IGNORECASE,
+)
+_ACCEPT = re.compile(
+    r"\b(?:accept(?:ed|ing)?|yes|yep|yeah|happy to|glad to|delighted to|sure|"
+    r"of course|count me in|i can do (?:it|that)|i'?d love to|absolutely|"
+    r"s[ií]|acepto|con gusto|claro)\b",
+    re.IGNORECASE,
+)
+_DECLINE = re.compile(
+    r"\b(?:decline[sd]?|declining|no|nope|can'?t|cannot|can not|won'?t be able|"
+    r"unable|not able|not available|unavailable|not this time|pass|"
+    r"no puedo|lo siento|rechazo)\b",
+    re.IGNORECASE,
+)
 
 
 def _plain(line: str) -> str:
@@ -87,11 +100,13 @@ def read_answer(text: str, *, shadowing_minutes: int = 60) -> Answer:
         reason = _after(first, _DECLINE) or rest
         return Answer(Intent.DECLINE, reason=reason.strip(" ,.-–—:;")[:500])
     if accepts:
-        remainder = scrubbed[accepts.end():]
+        remainder = scrubbed[accepts.end() :]
         if find_amounts(words_to_numbers(remainder)):
             try:
-                return Answer(Intent.ACCEPT, counter=parse_budget(
-                    _budget_words(remainder), shadowing_minutes=shadowing_minutes))
+                return Answer(
+                    Intent.ACCEPT,
+                    counter=parse_budget(_budget_words(remainder), shadowing_minutes=shadowing_minutes),
+                )
             except ParseError as error:
                 return Answer(Intent.UNCLEAR, problem=str(error))
         return Answer(Intent.ACCEPT)
@@ -105,24 +120,49 @@ def is_cancel(text: str) -> bool:
 
 def _after(line: str, pattern: re.Pattern[str]) -> str:
     match = pattern.search(line)
-    return line[match.end():].strip(" ,.-–—:;") if match else ""
+    return line[match.end() :].strip(" ,.-–—:;") if match else ""
 
 
 def _budget_words(text: str) -> str:
     """`, but only 30 minutes please` -> `30 minutes`: drop the words around the budget."""
-    text = re.sub(r"\b(?:but|only|just|please|for|with|can do|i can|of|a|max(?:imum)?|up to|"
-                  r"happy|to|offer|instead|at most|about|around)\b", " ", text)
+    text = re.sub(
+        r"\b(?:but|only|just|please|for|with|can do|i can|of|a|max(?:imum)?|up to|"
+        r"happy|to|offer|instead|at most|about|around)\b",
+        " ",
+        text,
+    )
     return " ".join(text.replace(",", " ").split()).strip(" .!-–—:")
 
 
 REFLECTION_KEYS = {
     "worked": ("what worked", "worked", "lo que funciono", "que funciono"),
-    "did_not_work": ("what didn't", "what didn't work", "what did not work", "didn't work",
-                     "did not work", "lo que no funciono", "que no funciono"),
-    "will_try": ("what you'll try", "what i'll try", "what i will try", "i'll try", "will try",
-                 "next", "lo que probare", "que probare"),
-    "more_help": ("more help", "more help later", "would you like more help later",
-                  "would you like more help", "more help later?", "mas ayuda"),
+    "did_not_work": (
+        "what didn't",
+        "what didn't work",
+        "what did not work",
+        "didn't work",
+        "did not work",
+        "lo que no funciono",
+        "que no funciono",
+    ),
+    "will_try": (
+        "what you'll try",
+        "what i'll try",
+        "what i will try",
+        "i'll try",
+        "will try",
+        "next",
+        "lo que probare",
+        "que probare",
+    ),
+    "more_help": (
+        "more help",
+        "more help later",
+        "would you like more help later",
+        "would you like more help",
+        "more help later?",
+        "mas ayuda",
+    ),
 }
 
 

@@ -9,6 +9,7 @@ naming a message mailflow sent. Everything else is a new request.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,8 +35,7 @@ class Route:
     token_valid: bool = False
 
 
-_MAILER = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)[@+-]",
-                     re.IGNORECASE)
+_MAILER = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)[@+-]", re.IGNORECASE)
 
 
 def noise_reason(incoming: Incoming, own_address: str, loop_token: str) -> str | None:
@@ -66,8 +66,14 @@ def noise_reason(incoming: Incoming, own_address: str, loop_token: str) -> str |
     return None
 
 
-def route(incoming: Incoming, tokens: Tokens, known_ref, ref_for_message, loop_token: str,  # type: ignore[no-untyped-def]
-          own_address: str) -> Route:
+def route(
+    incoming: Incoming,
+    tokens: Tokens,
+    known_ref: Callable[[str], bool],
+    ref_for_message: Callable[[str], str | None],
+    loop_token: str,
+    own_address: str,
+) -> Route:
     """`known_ref(ref) -> bool`; `ref_for_message(message_id) -> ref | None`."""
     why = noise_reason(incoming, own_address, loop_token)
     if why:
@@ -77,16 +83,21 @@ def route(incoming: Incoming, tokens: Tokens, known_ref, ref_for_message, loop_t
         if tagged and known_ref(tagged[0]):
             ref, role, token = tagged
             valid = tokens.valid(ref, role, incoming.sender.email, token)
-            return Route(Kind.REPLY, f"sent to the reply address of {ref}", ref=ref,
-                         role=role, token=token, token_valid=valid)
+            return Route(
+                Kind.REPLY,
+                f"sent to the reply address of {ref}",
+                ref=ref,
+                role=role,
+                token=token,
+                token_valid=valid,
+            )
     subject_ref = find_ref(incoming.subject)
     if subject_ref and known_ref(subject_ref):
         return Route(Kind.REPLY, f"reference {subject_ref} in the subject", ref=subject_ref)
     for message_id in incoming.refers_to:
-        ref = ref_for_message(message_id)
-        if ref:
-            return Route(Kind.REPLY, f"in reply to {message_id}", ref=ref)
+        thread_ref = ref_for_message(message_id)
+        if thread_ref:
+            return Route(Kind.REPLY, f"in reply to {message_id}", ref=thread_ref)
     if subject_ref:
-        return Route(Kind.REPLY, f"reference {subject_ref} in the subject is not known",
-                     ref=subject_ref)
+        return Route(Kind.REPLY, f"reference {subject_ref} in the subject is not known", ref=subject_ref)
     return Route(Kind.NEW_REQUEST, "no reference, reply address or thread: a new request")

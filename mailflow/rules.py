@@ -104,8 +104,10 @@ class Rule:
         if self.skills and not wanted & {s.lower() for s in self.skills}:
             return f"the request's skills do not include any of {list(self.skills)}"
         if self.prior_relationship and form.prior_relationship not in self.prior_relationship:
-            return f"prior relationship '{form.prior_relationship}' is not one of " \
-                   f"{list(self.prior_relationship)}"
+            return (
+                f"prior relationship '{form.prior_relationship}' is not one of "
+                f"{list(self.prior_relationship)}"
+            )
         if self.languages and form.language not in self.languages:
             return f"language '{form.language}' is not one of {list(self.languages)}"
         return None
@@ -141,22 +143,31 @@ def check_rules(folder: Path) -> tuple[Ruleset | None, list[Issue]]:
             continue
         if parsed.defaults is not None:
             if defaults_seen:
-                issues.append(Issue(str(path), source.table_line("defaults"),
-                                    f"[defaults] is already set in {defaults_seen}; keep one"))
+                issues.append(
+                    Issue(
+                        str(path),
+                        source.table_line("defaults"),
+                        f"[defaults] is already set in {defaults_seen}; keep one",
+                    )
+                )
             defaults_seen = str(path)
             ruleset.defaults = Policy(**parsed.defaults.model_dump())
         for index, data in enumerate(parsed.rule):
             label = f"rule '{data.get('name', index + 1)}'"
-            entry, problems = source.validate(RuleEntry, data, header="rule", index=index,
-                                              label=label)
+            entry, problems = source.validate(RuleEntry, data, header="rule", index=index, label=label)
             issues.extend(problems)
             line = source.table_line("rule", index)
             if entry is not None:
                 for key in entry.rank:
                     if key not in RANK_KEYS:
-                        issues.append(Issue(str(path), source.key_line("rank", line),
-                                            f"{label}: unknown rank key '{key}'; use any of "
-                                            f"{', '.join(sorted(RANK_KEYS))}"))
+                        issues.append(
+                            Issue(
+                                str(path),
+                                source.key_line("rank", line),
+                                f"{label}: unknown rank key '{key}'; use any of "
+                                f"{', '.join(sorted(RANK_KEYS))}",
+                            )
+                        )
                 entries.append((entry, str(path), line))
     if not entries and not issues:
         issues.append(Issue(str(folder), None, "no [[rule]] tables in any rules file"))
@@ -180,12 +191,17 @@ def _rule(entry: RuleEntry, file: str, line: int | None, defaults: Policy) -> Ru
         max_budget=entry.max_budget or defaults.max_budget,
     )
     return Rule(
-        name=entry.name, file=file, line=line,
-        keywords=tuple(entry.when.keywords), formats=tuple(entry.when.formats),
-        skills=tuple(entry.when.skills), prior_relationship=tuple(entry.when.prior_relationship),
+        name=entry.name,
+        file=file,
+        line=line,
+        keywords=tuple(entry.when.keywords),
+        formats=tuple(entry.when.formats),
+        skills=tuple(entry.when.skills),
+        prior_relationship=tuple(entry.when.prior_relationship),
         languages=tuple(entry.when.languages),
         pool_skills=tuple(s.lower() for s in entry.candidates.skills),
         pool_mentors=tuple(m.lower() for m in entry.candidates.mentors),
         pool_libraries=tuple(entry.candidates.libraries),
-        rank=tuple(entry.rank), policy=policy,
+        rank=tuple(entry.rank),
+        policy=policy,
     )

@@ -10,9 +10,9 @@ local wall-clock windows, so daylight-saving changes in either zone are respecte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .directory import Mentor
@@ -43,9 +43,15 @@ class SlotPlan:
     problem: str | None = None
 
 
-def plan_sessions(budget: Budget, mentor: Mentor, protege_zone: str,
-                  protege_windows: Sequence[Window], now: datetime,
-                  booked: Iterable[Interval], settings: SlotSettings) -> SlotPlan:
+def plan_sessions(
+    budget: Budget,
+    mentor: Mentor,
+    protege_zone: str,
+    protege_windows: Sequence[Window],
+    now: datetime,
+    booked: Iterable[Interval],
+    settings: SlotSettings,
+) -> SlotPlan:
     """Place every session of `budget`, in order, or say why it cannot be done."""
     busy = sorted(booked)
     earliest = _round_up(now + settings.min_notice, settings.step_minutes)
@@ -55,34 +61,59 @@ def plan_sessions(budget: Budget, mentor: Mentor, protege_zone: str,
     placed: list[PlannedSession] = []
     for index, spec in enumerate(budget.sessions):
         length = timedelta(minutes=spec.minutes)
-        start = find_slot(length, earliest, horizon_end, mentor, protege_zone, protege_windows,
-                          busy, settings.step_minutes)
+        start = find_slot(
+            length,
+            earliest,
+            horizon_end,
+            mentor,
+            protege_zone,
+            protege_windows,
+            busy,
+            settings.step_minutes,
+        )
         if start is None:
             which = f"session {index + 1} ({spec.describe()})" if count > 1 else spec.describe()
-            return SlotPlan(placed, f"no time for the {which} in both people's availability "
-                                    f"before {horizon_end:%Y-%m-%d}")
+            return SlotPlan(
+                placed,
+                f"no time for the {which} in both people's availability before {horizon_end:%Y-%m-%d}",
+            )
         placed.append(PlannedSession(spec.kind, start, start + length))
         busy = sorted([*busy, (start, start + length)])
         earliest = start + (settings.debrief_after if spec.kind == "shadowing" else gap)
     return SlotPlan(placed)
 
 
-def find_slot(length: timedelta, earliest: datetime, latest: datetime, mentor: Mentor,
-              protege_zone: str, protege_windows: Sequence[Window], busy: Sequence[Interval],
-              step_minutes: int) -> datetime | None:
+def find_slot(
+    length: timedelta,
+    earliest: datetime,
+    latest: datetime,
+    mentor: Mentor,
+    protege_zone: str,
+    protege_windows: Sequence[Window],
+    busy: Sequence[Interval],
+    step_minutes: int,
+) -> datetime | None:
     """The first start at or after `earliest` where `length` fits for both people."""
-    mentor_free = local_intervals(mentor.availability, mentor.time_zone, earliest, latest,
-                                  skip=mentor.is_away)
-    protege_free = local_intervals(protege_windows, protege_zone, earliest, latest)
-    for begin, end in _subtract(_intersect(mentor_free, protege_free), busy):
+    mentor_free = local_intervals(
+        mentor.availability, mentor.time_zone, earliest, latest, skip=mentor.is_away
+    )
+    common = mentor_free
+    if protege_windows:  # no stated availability: the mentor's windows decide
+        common = _intersect(mentor_free, local_intervals(protege_windows, protege_zone, earliest, latest))
+    for begin, end in _subtract(common, busy):
         start = _round_up(max(begin, earliest), step_minutes)
         if start + length <= end and start + length <= latest:
             return start
     return None
 
 
-def local_intervals(windows: Iterable[Window], zone_name: str, first: datetime, last: datetime,
-                    skip=None) -> list[Interval]:  # type: ignore[no-untyped-def]
+def local_intervals(
+    windows: Iterable[Window],
+    zone_name: str,
+    first: datetime,
+    last: datetime,
+    skip: Callable[[date], bool] | None = None,
+) -> list[Interval]:
     """Weekly local windows turned into UTC intervals between `first` and `last`."""
     zone = ZoneInfo(zone_name)
     day = first.astimezone(zone).date() - timedelta(days=1)
@@ -101,7 +132,7 @@ def local_intervals(windows: Iterable[Window], zone_name: str, first: datetime, 
     return _merge(sorted(intervals))
 
 
-def _at(day: date, clock, zone: ZoneInfo) -> datetime:  # type: ignore[no-untyped-def]
+def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
     """A local wall-clock time as UTC; a time skipped by a DST change moves forward."""
     local = datetime.combine(day, clock, tzinfo=zone)
     there_and_back = local.astimezone(UTC).astimezone(zone)

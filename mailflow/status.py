@@ -11,8 +11,11 @@ from .store import Store
 
 
 def request_row(request: Request, now: datetime) -> dict[str, Any]:
-    mentor = request.mentor.email if request.mentor else (
-        request.current_ask.mentor + " (asked)" if request.current_ask else "")
+    mentor = (
+        request.mentor.email
+        if request.mentor
+        else (request.current_ask.mentor + " (asked)" if request.current_ask else "")
+    )
     timer = request.timer
     return {
         "ref": request.ref,
@@ -23,8 +26,7 @@ def request_row(request: Request, now: datetime) -> dict[str, Any]:
         "mentor": mentor,
         "next": timer.kind.value if timer else "",
         "due": timer.due.isoformat() if timer else "",
-        "due_in": format_duration(timer.due - now) if timer and timer.due > now else
-                  ("now" if timer else ""),
+        "due_in": format_duration(timer.due - now) if timer and timer.due > now else ("now" if timer else ""),
     }
 
 
@@ -38,8 +40,15 @@ def all_requests(store: Store, *, include_archived: bool = True) -> list[Request
 def table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "No requests yet."
-    columns = [("ref", "REF"), ("state", "STATE"), ("age", "AGE"), ("protege", "PROTÉGÉ"),
-               ("mentor", "MENTOR"), ("next", "NEXT"), ("due_in", "IN")]
+    columns = [
+        ("ref", "REF"),
+        ("state", "STATE"),
+        ("age", "AGE"),
+        ("protege", "PROTÉGÉ"),
+        ("mentor", "MENTOR"),
+        ("next", "NEXT"),
+        ("due_in", "IN"),
+    ]
     widths = {key: max(len(title), *(len(str(row[key])) for row in rows)) for key, title in columns}
     lines = ["  ".join(title.ljust(widths[key]) for key, title in columns)]
     for row in rows:
@@ -54,33 +63,41 @@ def history(request: Request) -> str:
         f"  protégé: {request.protege.display()}",
         f"  topic:   {form.topic or '-'}",
         f"  budget:  {form.budget.describe() if form.budget else form.budget_text or '-'}"
-        + (f" (agreed: {request.agreed.describe()})" if request.agreed and
-           request.agreed != form.budget else ""),
+        + (
+            f" (agreed: {request.agreed.describe()})"
+            if request.agreed and request.agreed != form.budget
+            else ""
+        ),
     ]
     if request.mentor:
         lines.append(f"  mentor:  {request.mentor.display()}")
     if request.decision:
         decision = request.decision
-        lines.append(f"  rule:    {decision.rule or '(none matched)'}"
-                     + (f" ({decision.rule_file})" if decision.rule_file else ""))
+        lines.append(
+            f"  rule:    {decision.rule or '(none matched)'}"
+            + (f" ({decision.rule_file})" if decision.rule_file else "")
+        )
         for skipped in decision.skipped_rules:
             lines.append(f"    skipped rule {skipped}")
         for rank, candidate in enumerate(decision.ranked, start=1):
-            lines.append(f"    candidate {rank}: {candidate.name} <{candidate.email}>: "
-                         + "; ".join(candidate.reasons))
+            lines.append(
+                f"    candidate {rank}: {candidate.name} <{candidate.email}>: " + "; ".join(candidate.reasons)
+            )
         for rejected in decision.rejected:
             lines.append(f"    not asked: {rejected.name} <{rejected.email}>: {rejected.reason}")
     for booking in request.bookings:
         rsvp = ", ".join(f"{who} {what}" for who, what in booking.rsvp.items())
-        lines.append(f"  session: {booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M}"
-                     f" UTC, {booking.status}, sequence {booking.sequence}"
-                     + (f", RSVP: {rsvp}" if rsvp else ""))
+        lines.append(
+            f"  session: {booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M}"
+            f" UTC, {booking.status}, sequence {booking.sequence}" + (f", RSVP: {rsvp}" if rsvp else "")
+        )
     if request.timer:
         lines.append(f"  next:    {request.timer.kind.value} at {request.timer.due:%Y-%m-%d %H:%M} UTC")
     lines.append("  history:")
     for event in request.history:
-        lines.append(f"    {event.at:%Y-%m-%d %H:%M}  {event.what}"
-                     + (f": {event.reason}" if event.reason else ""))
+        lines.append(
+            f"    {event.at:%Y-%m-%d %H:%M}  {event.what}" + (f": {event.reason}" if event.reason else "")
+        )
     for role, reflection in request.reflections.items():
         lines.append(f"  reflection from the {role}:")
         for line in reflection.text.splitlines():
@@ -89,5 +106,4 @@ def history(request: Request) -> str:
 
 
 def log_lines(entries: list[dict[str, Any]]) -> str:
-    return "\n".join(f"  {e['at'][:16].replace('T', ' ')}  {e['what']}: {e['reason']}"
-                     for e in entries)
+    return "\n".join(f"  {e['at'][:16].replace('T', ' ')}  {e['what']}: {e['reason']}" for e in entries)

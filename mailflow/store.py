@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 from tinydb import Query, TinyDB
@@ -61,10 +61,14 @@ class AtomicJSONStorage(Storage):
             data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
         except (OSError, ValueError) as error:
             previous = self.path.with_name(self.path.name + ".prev")
-            hint = (f" The last good copy is {previous}: inspect both, then copy it over "
-                    f"{self.path.name}." if previous.exists() else "")
-            raise StateError(f"{self.path} is damaged and cannot be read ({error}).{hint} "
-                             "Nothing was changed.") from error
+            hint = (
+                f" The last good copy is {previous}: inspect both, then copy it over {self.path.name}."
+                if previous.exists()
+                else ""
+            )
+            raise StateError(
+                f"{self.path} is damaged and cannot be read ({error}).{hint} Nothing was changed."
+            ) from error
         if not isinstance(data, dict):
             raise StateError(f"{self.path} does not hold a mailflow state (not a JSON object)")
         return data
@@ -78,10 +82,14 @@ class AtomicJSONStorage(Storage):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(self._data, handle, separators=(",", ":"), ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(self._data, handle, separators=(",", ":"), ensure_ascii=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         if self.keep_previous and self.path.exists():
             previous = self.path.with_name(self.path.name + ".prev")
             link = self.path.with_name(f".{self.path.name}.prev.tmp")
@@ -147,7 +155,7 @@ class Store:
         self._apply_sent_journal()
 
     # -- ownership -------------------------------------------------------------
-    def _lock(self):  # type: ignore[no-untyped-def]
+    def _lock(self) -> TextIO:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         handle = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
@@ -157,8 +165,10 @@ class Store:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
             handle.close()
-            raise StateError(f"{self.path} is in use by mailflow (pid {owner}); stop that "
-                             "process first, or point --config at another state") from None
+            raise StateError(
+                f"{self.path} is in use by mailflow (pid {owner}); stop that "
+                "process first, or point --config at another state"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -221,8 +231,11 @@ class Store:
         return self._message_refs.get(message_id.strip())
 
     def open_requests(self) -> list[Request]:
-        return [_REQUEST.validate_python(dict(doc)) for doc in self.requests.all()
-                if doc["state"] not in (State.CLOSED, State.CANCELLED)]
+        return [
+            _REQUEST.validate_python(dict(doc))
+            for doc in self.requests.all()
+            if doc["state"] not in (State.CLOSED, State.CANCELLED)
+        ]
 
     def due(self, now: datetime) -> list[str]:
         """References of open requests whose timer is due, oldest first."""
@@ -247,15 +260,30 @@ class Store:
 
     # -- the outbox ------------------------------------------------------------
     def queue(self, outgoing: Outgoing, at: datetime) -> None:
-        self.outbox.insert({
-            "message_id": outgoing.message_id, "ref": outgoing.ref, "purpose": outgoing.purpose,
-            "recipients": outgoing.recipients, "raw": base64.b64encode(outgoing.raw).decode(),
-            "queued": at.isoformat(), "attempts": 0, "error": "",
-        })
+        self.outbox.insert(
+            {
+                "message_id": outgoing.message_id,
+                "ref": outgoing.ref,
+                "purpose": outgoing.purpose,
+                "recipients": outgoing.recipients,
+                "raw": base64.b64encode(outgoing.raw).decode(),
+                "queued": at.isoformat(),
+                "attempts": 0,
+                "error": "",
+            }
+        )
 
     def pending(self) -> list[Outgoing]:
-        return [Outgoing(doc["message_id"], doc["ref"], doc["purpose"], doc["recipients"],
-                         base64.b64decode(doc["raw"])) for doc in self.outbox.all()]
+        return [
+            Outgoing(
+                doc["message_id"],
+                doc["ref"],
+                doc["purpose"],
+                doc["recipients"],
+                base64.b64decode(doc["raw"]),
+            )
+            for doc in self.outbox.all()
+        ]
 
     def outbox_entries(self) -> list[dict[str, Any]]:
         return [dict(doc) for doc in self.outbox.all()]
@@ -270,8 +298,7 @@ class Store:
 
     def mark_failed(self, message_id: str, error: str) -> None:
         for doc in self.outbox.search(Query().message_id == message_id):
-            self.outbox.update({"attempts": doc["attempts"] + 1, "error": error[:300]},
-                               doc_ids=[doc.doc_id])
+            self.outbox.update({"attempts": doc["attempts"] + 1, "error": error[:300]}, doc_ids=[doc.doc_id])
 
     def _apply_sent_journal(self) -> None:
         if not self.sent_journal.exists():
@@ -288,31 +315,42 @@ class Store:
         return SeenMessage(doc["key"], _time(doc["at"]), doc["outcome"], doc["folder"], doc["ref"])
 
     def remember(self, key: str, at: datetime, outcome: str, folder: str, ref: str | None) -> None:
-        self.seen.upsert({"key": key, "at": at.isoformat(), "outcome": outcome, "folder": folder,
-                          "ref": ref}, Query().key == key)
+        self.seen.upsert(
+            {"key": key, "at": at.isoformat(), "outcome": outcome, "folder": folder, "ref": ref},
+            Query().key == key,
+        )
 
     # -- the decision log (decisions not tied to one request) ---------------------
-    def log(self, at: datetime, what: str, reason: str, *, message_id: str = "",
-            ref: str | None = None) -> None:
-        self.log_table.insert({"at": at.isoformat(), "what": what, "reason": reason,
-                               "message_id": message_id, "ref": ref})
+    def log(
+        self, at: datetime, what: str, reason: str, *, message_id: str = "", ref: str | None = None
+    ) -> None:
+        self.log_table.insert(
+            {
+                "at": at.isoformat(),
+                "what": what,
+                "reason": reason,
+                "message_id": message_id,
+                "ref": ref,
+            }
+        )
 
     def recent_log(self, limit: int = 50) -> list[dict[str, Any]]:
         return [dict(doc) for doc in self.log_table.all()[-limit:]]
 
     # -- mentors' load and relationships ---------------------------------------
     def book(self, ref: str, mentor: str, start: datetime, minutes: int) -> None:
-        self.ledger.insert({"ref": ref, "mentor": mentor, "start": start.isoformat(),
-                            "minutes": minutes})
+        self.ledger.insert({"ref": ref, "mentor": mentor, "start": start.isoformat(), "minutes": minutes})
 
     def unbook(self, ref: str, after: datetime | None = None) -> None:
-        self.ledger.remove(lambda doc: doc["ref"] == ref and (after is None or
-                                                               _time(doc["start"]) > after))
+        self.ledger.remove(lambda doc: doc["ref"] == ref and (after is None or _time(doc["start"]) > after))
 
     def booked(self, mentor: str) -> list[tuple[datetime, datetime]]:
         """The mentor's sessions booked through mailflow (recent and upcoming)."""
-        return [(_time(doc["start"]), _time(doc["start"]) + timedelta(minutes=doc["minutes"]))
-                for doc in self.ledger.all() if doc["mentor"] == mentor]
+        return [
+            (_time(doc["start"]), _time(doc["start"]) + timedelta(minutes=doc["minutes"]))
+            for doc in self.ledger.all()
+            if doc["mentor"] == mentor
+        ]
 
     def mentor_load(self, now: datetime) -> dict[str, Load]:
         """Minutes booked in the current month and requests in hand, per mentor."""
@@ -347,8 +385,17 @@ class Store:
     def remember_pairing(self, protege: str, mentor: str, ref: str, at: datetime) -> None:
         """Appended before the request closes, so a crash can only repeat it (harmless)."""
         with open(self.relationships_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"protege": protege.lower(), "mentor": mentor.lower(),
-                                     "ref": ref, "at": at.isoformat()}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "protege": protege.lower(),
+                        "mentor": mentor.lower(),
+                        "ref": ref,
+                        "at": at.isoformat(),
+                    }
+                )
+                + "\n"
+            )
             handle.flush()
             os.fsync(handle.fileno())
         if self._relationships is not None:
@@ -382,11 +429,12 @@ class Store:
         self.sent_journal.unlink(missing_ok=True)
 
     def _archive_finished(self, now: datetime) -> None:
-        finished = [doc for doc in self.requests.all()
-                    if doc["state"] in (State.CLOSED, State.CANCELLED)]
+        finished: list[Document] = [
+            doc for doc in self.requests.all() if doc["state"] in (State.CLOSED, State.CANCELLED)
+        ]
         if not finished:
             return
-        by_month: dict[str, list[dict[str, Any]]] = {}
+        by_month: dict[str, list[Document]] = {}
         for doc in finished:
             ended = _time(doc["history"][-1]["at"]) if doc["history"] else now
             by_month.setdefault(f"{ended:%Y-%m}", []).append(doc)

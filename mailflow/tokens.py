@@ -29,8 +29,11 @@ REF_PATTERN = re.compile(r"\bMM-([0-9A-HJKMNP-TV-Z]{5})\b", re.IGNORECASE)
 ROLE_LETTER = {Role.PROTEGE: "p", Role.MENTOR: "m", Role.COORDINATOR: "c"}
 LETTER_ROLE = {v: k for k, v in ROLE_LETTER.items()}
 PAIR_LETTER = "x"  # a message to both parties: the sender must be one of them
-_TAG = re.compile(r"^(?P<local>[^+@]+)\+(?P<ref>mm-[0-9a-z]{5})\.(?P<role>[pmcx])\."
-                  r"(?P<token>[a-z2-7]{8})@(?P<domain>.+)$", re.IGNORECASE)
+_TAG = re.compile(
+    r"^(?P<local>[^+@]+)\+(?P<ref>mm-[0-9a-z]{5})\.(?P<role>[pmcx])\."
+    r"(?P<token>[a-z2-7]{8})@(?P<domain>.+)$",
+    re.IGNORECASE,
+)
 
 
 def new_ref(taken: Callable[[str], bool]) -> str:

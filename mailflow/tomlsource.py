@@ -47,8 +47,13 @@ class TomlSource:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             line = getattr(error, "lineno", None) or _line_from_message(str(error))
-            return None, [Issue(str(path), line, f"not valid TOML: {error}. Check quotes, "
-                                                 "brackets and that every value is on one line")]
+            return None, [
+                Issue(
+                    str(path),
+                    line,
+                    f"not valid TOML: {error}. Check quotes, brackets and that every value is on one line",
+                )
+            ]
         return cls(path, text, data), []
 
     def table_line(self, header: str, index: int = 0) -> int | None:
@@ -72,8 +77,15 @@ class TomlSource:
                 return number
         return after
 
-    def validate(self, model: type[BaseModel], data: Any, *, header: str | None = None,
-                 index: int = 0, label: str = "") -> tuple[Any, list[Issue]]:
+    def validate(
+        self,
+        model: type[BaseModel],
+        data: Any,
+        *,
+        header: str | None = None,
+        index: int = 0,
+        label: str = "",
+    ) -> tuple[Any, list[Issue]]:
         """Validate `data` against `model`; problems come back as `Issue`s with lines."""
         try:
             return model.model_validate(data), []

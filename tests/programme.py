@@ -47,9 +47,15 @@ state = "var/state.json"
 """
 
 
-def request_mail(sender: str, body: str, *, subject: str = "Mentoring request",
-                 name: str = "", headers: dict[str, str] | None = None,
-                 when: str = START) -> bytes:
+def request_mail(
+    sender: str,
+    body: str,
+    *,
+    subject: str = "Mentoring request",
+    name: str = "",
+    headers: dict[str, str] | None = None,
+    when: str = START,
+) -> bytes:
     message = EmailMessage()
     message["From"] = f"{name} <{sender}>" if name else sender
     message["To"] = "Library Mentoring <mentoring@library.org>"
@@ -85,8 +91,13 @@ class Programme:
     def request(self, sender: str, body: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
         self.deliver(request_mail(sender, body, when=self.now.isoformat(), **kwargs))
 
-    def answer(self, message: EmailMessage, text: str, sender: str | None = None,
-               quote_style: str = "gmail") -> None:
+    def answer(
+        self,
+        message: EmailMessage,
+        text: str,
+        sender: str | None = None,
+        quote_style: str = "gmail",
+    ) -> None:
         """Reply to `message` as its recipient (or as `sender`)."""
         to = message["To"].addresses[0]
         person = Person(sender, "") if sender else Person(to.addr_spec, to.display_name)
@@ -98,8 +109,18 @@ class Programme:
             self.now = parse_iso(at)
         if after:
             self.now = self.now + after
-        result = CliRunner().invoke(main, ["run", "--once", "--quiet", "--now", self.now.isoformat(),
-                                           "--config", str(self.config_path)])
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                "--once",
+                "--quiet",
+                "--now",
+                self.now.isoformat(),
+                "--config",
+                str(self.config_path),
+            ],
+        )
         assert result.exit_code == 0, result.output + repr(result.exception)
         return result.output
 
@@ -138,14 +159,18 @@ class Programme:
 
 def only(messages: list[EmailMessage], kind: str, to: str | None = None) -> EmailMessage:
     matching = of(messages, kind, to)
-    assert len(matching) == 1, f"expected one {kind} to {to}, got " + \
-        str([(purpose(m), str(m["To"])) for m in messages])
+    assert len(matching) == 1, f"expected one {kind} to {to}, got " + str(
+        [(purpose(m), str(m["To"])) for m in messages]
+    )
     return matching[0]
 
 
 def of(messages: list[EmailMessage], kind: str, to: str | None = None) -> list[EmailMessage]:
-    return [m for m in messages if purpose(m) == kind and
-            (to is None or to in [a.addr_spec for a in m["To"].addresses])]
+    return [
+        m
+        for m in messages
+        if purpose(m) == kind and (to is None or to in [a.addr_spec for a in m["To"].addresses])
+    ]
 
 
 def ref_of(message: EmailMessage) -> str:

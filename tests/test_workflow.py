@@ -27,8 +27,7 @@ Danielle
 """
 
 
-def ask_teen_request(programme: Programme, sender: str = "danielle.jones@example.org",
-                     body: str = TEEN):  # type: ignore[no-untyped-def]
+def ask_teen_request(programme: Programme, sender: str = "danielle.jones@example.org", body: str = TEEN):  # type: ignore[no-untyped-def]
     programme.request(sender, body, name="Danielle Jones")
     programme.run()
     sent = programme.new()
@@ -61,7 +60,8 @@ def test_a_complete_request_is_acknowledged_and_a_mentor_asked(programme: Progra
 
 
 def test_accept_sends_one_introduction_with_an_invite_sized_to_the_budget(
-        programme: Programme) -> None:
+    programme: Programme,
+) -> None:
     ask = only(ask_teen_request(programme), "ask")
     programme.answer(ask, "Yes, happy to help!")
     programme.run(after=timedelta(hours=1))
@@ -136,8 +136,10 @@ def test_candidates_exhausted_goes_to_the_coordinator(programme: Programme) -> N
     assert programme.request_of(ref_of(escalation)).state is State.ESCALATED
 
 
-NOBODY_FITS = ("Topic: storytime for toddlers\nTime budget: 30 minutes\nFormat: phone\n"
-               "Skills: storytime\nPrior relationship: required\n")
+NOBODY_FITS = (
+    "Topic: storytime for toddlers\nTime budget: 30 minutes\nFormat: phone\n"
+    "Skills: storytime\nPrior relationship: required\n"
+)
 
 
 def test_no_candidate_at_all_escalates_at_once(programme: Programme) -> None:
@@ -166,7 +168,8 @@ def test_coordinator_assigns_a_mentor_to_an_escalated_request(programme: Program
 
 
 def test_an_incomplete_request_is_completed_by_reply_into_the_same_request(
-        programme: Programme) -> None:
+    programme: Programme,
+) -> None:
     programme.request("kevin@example.org", "Hello,\n\nFormat: carrier pigeon\nSkills: storytime\n")
     programme.run()
     reply = only(programme.new(), "completion request", to="kevin@example.org")
@@ -177,8 +180,9 @@ def test_an_incomplete_request_is_completed_by_reply_into_the_same_request(
     assert "Time budget: one 45-minute conversation" in text  # the filled-in example
     ref = ref_of(reply)
     assert programme.request_of(ref).state is State.INCOMPLETE
-    programme.answer(reply, "Topic: Toddler storytime for 40 families\nTime budget: 30 minutes\n"
-                            "Format: video")
+    programme.answer(
+        reply, "Topic: Toddler storytime for 40 families\nTime budget: 30 minutes\nFormat: video"
+    )
     programme.run(after=timedelta(hours=1))
     sent = programme.new()
     ack = only(sent, "acknowledgement", to="kevin@example.org")
@@ -220,8 +224,7 @@ def test_only_the_new_text_of_a_reply_counts(programme: Programme) -> None:
     assert request.asks[0].outcome == "declined"
 
 
-def test_a_reply_from_someone_else_is_parked_and_the_coordinator_told(
-        programme: Programme) -> None:
+def test_a_reply_from_someone_else_is_parked_and_the_coordinator_told(programme: Programme) -> None:
     ask = only(ask_teen_request(programme), "ask")
     programme.answer(ask, "accept", sender="intruder@example.net")
     programme.run(after=timedelta(hours=1))
@@ -233,7 +236,8 @@ def test_a_reply_from_someone_else_is_parked_and_the_coordinator_told(
 
 
 def test_reflection_after_the_last_session_then_one_reminder_then_closed(
-        programme: Programme) -> None:
+    programme: Programme,
+) -> None:
     ask = only(ask_teen_request(programme), "ask")
     programme.answer(ask, "accept")
     programme.run(after=timedelta(hours=1))
@@ -247,8 +251,10 @@ def test_reflection_after_the_last_session_then_one_reminder_then_closed(
     to_protege = only(sent, "reflection", to="danielle.jones@example.org")
     only(sent, "reflection", to="violeta.garza@example.org")
     assert "What worked" in text_of(to_protege)
-    programme.answer(to_protege, "What worked: the examples\nWhat didn't: too short\n"
-                                 "What you'll try: a pilot\nMore help later? yes")
+    programme.answer(
+        to_protege,
+        "What worked: the examples\nWhat didn't: too short\nWhat you'll try: a pilot\nMore help later? yes",
+    )
     programme.run(after=timedelta(hours=2))
     assert programme.new() == []
     programme.run(after=timedelta(days=4))
@@ -263,8 +269,7 @@ def test_reflection_after_the_last_session_then_one_reminder_then_closed(
 
 def test_a_finished_pairing_is_remembered_for_a_later_request(programme: Programme) -> None:
     # Marcus has no prior relationship with Chris until they finish a mentoring together.
-    body = ("Topic: teen makerspace nights\nTime budget: 30 minutes\nSkills: makerspaces\n"
-            "Format: video\n")
+    body = "Topic: teen makerspace nights\nTime budget: 30 minutes\nSkills: makerspaces\nFormat: video\n"
     programme.request("chris@example.org", body)
     programme.run()
     ask = only(programme.new(), "ask")
@@ -279,8 +284,10 @@ def test_a_finished_pairing_is_remembered_for_a_later_request(programme: Program
     programme.run(after=timedelta(hours=1))
     assert programme.request_of(ref_of(intro)).state is State.CLOSED
     # A new request that requires a prior relationship goes back to Marcus.
-    programme.request("chris@example.org", body.replace("30 minutes", "45 minutes")
-                      + "Prior relationship: required\n")
+    programme.request(
+        "chris@example.org",
+        body.replace("30 minutes", "45 minutes") + "Prior relationship: required\n",
+    )
     programme.run(after=timedelta(hours=1))
     ask = only(programme.new(), "ask")
     assert ask["To"].addresses[0].addr_spec == "marcus.okafor@example.org"
@@ -312,8 +319,9 @@ def test_cancel_after_the_introduction_withdraws_the_invites(programme: Programm
         (cancel,) = events_of(note)
         assert str(cancel["uid"]) == str(invite["uid"])
         assert int(cancel["sequence"]) == int(invite["sequence"]) + 1
-    assert "Violeta Garza has cancelled" in text_of(only(sent, "cancellation",
-                                                         to="danielle.jones@example.org"))
+    assert "Violeta Garza has cancelled" in text_of(
+        only(sent, "cancellation", to="danielle.jones@example.org")
+    )
     assert programme.request_of(ref_of(intro)).state is State.CANCELLED
 
 
@@ -322,16 +330,22 @@ def test_conversation_between_the_pair_is_not_answered(programme: Programme) -> 
     programme.answer(ask, "accept")
     programme.run(after=timedelta(hours=1))
     intro = only(programme.new(), "introduction")
-    programme.answer(intro, "Looking forward to it! Shall I bring the survey?",
-                     sender="danielle.jones@example.org")
+    programme.answer(
+        intro,
+        "Looking forward to it! Shall I bring the survey?",
+        sender="danielle.jones@example.org",
+    )
     programme.run(after=timedelta(hours=1))
     assert programme.new() == []
     assert programme.request_of(ref_of(intro)).state is State.INTRODUCED
 
 
 def test_an_auto_reply_is_never_answered(programme: Programme) -> None:
-    programme.request("someone@example.org", "I am out of the office until Monday.",
-                      headers={"Auto-Submitted": "auto-replied"})
+    programme.request(
+        "someone@example.org",
+        "I am out of the office until Monday.",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
     programme.run()
     assert programme.new() == []
     assert len(programme.folder("processed")) == 1
@@ -346,8 +360,9 @@ def test_running_twice_sends_nothing_new(programme: Programme) -> None:
 
 
 def test_a_message_handled_before_a_crash_is_only_filed_on_restart(programme: Programme) -> None:
-    raw = (programme.root / "request.eml")
+    raw = programme.root / "request.eml"
     from .programme import request_mail
+
     raw.write_bytes(request_mail("danielle.jones@example.org", TEEN))
     programme.deliver(raw)
     programme.run()

@@ -21,13 +21,17 @@ def open_source(config: Config) -> MailSource:
     url = config.mailbox_url(config.mail.inbox)
     if url.startswith("maildir:"):
         return MaildirSource(url.removeprefix("maildir:"), poll_seconds=config.mail.poll_seconds)
-    raise ConfigError(f"mail.inbox = {config.mail.inbox!r}: unknown kind of mailbox; use "
-                      "'maildir:PATH' or 'imap://USER@HOST/FOLDER'")
+    raise ConfigError(
+        f"mail.inbox = {config.mail.inbox!r}: unknown kind of mailbox; use "
+        "'maildir:PATH' or 'imap://USER@HOST/FOLDER'"
+    )
 
 
 def open_sender(config: Config) -> MailSender:
     url = config.mailbox_url(config.mail.outbox)
     if url.startswith("maildir:"):
         return MaildirSender(url.removeprefix("maildir:"))
-    raise ConfigError(f"mail.outbox = {config.mail.outbox!r}: unknown kind of sender; use "
-                      "'maildir:PATH' or 'smtp://HOST:PORT'")
+    raise ConfigError(
+        f"mail.outbox = {config.mail.outbox!r}: unknown kind of sender; use "
+        "'maildir:PATH' or 'smtp://HOST:PORT'"
+    )

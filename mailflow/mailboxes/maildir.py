@@ -37,7 +37,7 @@ class MaildirSource:
                 if entry.is_file() and not entry.name.startswith("."):
                     entries.append((entry.stat().st_mtime, entry.name, folder / entry.name))
         fetched = []
-        for _, name, path in sorted(entries):
+        for _, _, path in sorted(entries):
             try:
                 fetched.append(Fetched(key=str(path.relative_to(self.path)), raw=path.read_bytes()))
             except FileNotFoundError:
@@ -76,8 +76,7 @@ class MaildirSource:
         self._wake.set()
 
     def _has_mail(self) -> bool:
-        return any(not name.startswith(".") for sub in ("new", "cur")
-                   for name in os.listdir(self.path / sub))
+        return any(not name.startswith(".") for sub in ("new", "cur") for name in os.listdir(self.path / sub))
 
     def close(self) -> None:
         pass
@@ -95,7 +94,8 @@ class MaildirSender:
     def send(self, outgoing: Outgoing) -> None:
         name = self.file_name(outgoing.message_id)
         if any((self.path / sub / name).exists() for sub in ("new", "cur")) or any(
-                p.name.startswith(name + ":") for p in (self.path / "cur").glob(name + ":*")):
+            p.name.startswith(name + ":") for p in (self.path / "cur").glob(name + ":*")
+        ):
             return  # already delivered before a restart
         temporary = self.path / "tmp" / name
         try:
