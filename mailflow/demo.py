@@ -201,7 +201,7 @@ def run_demo(folder: Path, echo: Callable[[str], None], summary: Callable[[str],
         summary(show.table([show.request_row(r, now) for r in show.all_requests(demo.store)]))
         count = len(list((folder / "outbox" / "new").iterdir()))
         summary(f"\n{count} messages are in {folder}/outbox/new; the state is {demo.config.state_path}.")
-        summary(f"See one request's history with: mailflow status --config {folder}/config.toml REF")
+        summary(f"See one request's history with: ./dev mailflow status --config {folder}/config.toml REF")
     finally:
         demo.store.close()
 

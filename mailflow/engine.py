@@ -23,6 +23,7 @@ from .clock import Clock
 from .config import Config
 from .errors import DeliveryError
 from .incoming import Incoming, read_incoming
+from .letters import Letters
 from .mailboxes import Fetched, MailSender, MailSource
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
 from .messages import Effects, Messages
@@ -75,9 +76,8 @@ class Engine:
 
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
-        self.workflow = Workflow(
-            config=self.config, ruleset=self.ruleset, messages=messages, store=self.store
-        )
+        letters = Letters(self.config, messages)
+        self.workflow = Workflow(config=self.config, ruleset=self.ruleset, letters=letters, store=self.store)
 
     # -- the daemon --------------------------------------------------------------------
     def run_once(self) -> RunReport:

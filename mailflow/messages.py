@@ -126,14 +126,17 @@ class Messages:
             reply_to = self.tokens.pair_address(request.ref)
         elif request is not None and isinstance(reply_role, Role):
             reply_to = self.tokens.reply_address(request.ref, reply_role, to[0].email)
-        thread = list(request.message_ids[-5:]) if request else []
+        # Answers thread to the message answered; everything else to the protégé's request.
+        root = request.message_ids[0] if request and request.message_ids else None
+        answered = answering.message_id if answering and _sent_by(answering, to) else None
+        parent = answered or root
         envelope = Envelope(
             to=to,
             cc=cc or [],
             reply_to=reply_to,
-            in_reply_to=answering.message_id if answering else (thread[-1] if thread else None),
-            references=[*thread, *([answering.message_id] if answering else [])],
-            auto="auto-replied" if answering else "auto-generated",
+            in_reply_to=parent,
+            references=list(dict.fromkeys(p for p in (root, answered) if p)),
+            auto="auto-replied" if answered else "auto-generated",
         )
         message_id = new_message_id(self.domain)
         message = compose(
@@ -159,3 +162,7 @@ class Messages:
             recipients=recipients(message),
             raw=message.as_bytes(),
         )
+
+
+def _sent_by(incoming: Incoming, recipients: list[Person]) -> bool:
+    return any(p.email == incoming.sender.email for p in recipients)
