@@ -116,6 +116,11 @@ def sample_context() -> dict[str, Any]:
         "subject": "Hello",
         "message_id": "<x@example.org>",
         "advice": "Please look at it.",
+        "size": "12.3 MB",
+        "limit": "10 MB",
+        "canary_id": "3f2a9c1d",
+        "sent_at": "2026-12-01T15:00:00+00:00",
+        "deadline": "0:15:00",
     }
 
 

@@ -56,6 +56,7 @@ def compose(
     loop_token: str,
     purpose: str = "",
     calendars: list[CalendarPart] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = address(sender)
@@ -77,6 +78,8 @@ def compose(
     message[LOOP_HEADER] = loop_token
     if purpose:
         message[PURPOSE_HEADER] = purpose
+    for name, value in (headers or {}).items():
+        message[name] = header_safe(value)
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for part in calendars or []:

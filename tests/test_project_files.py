@@ -29,6 +29,9 @@ MESSAGES = {
     "session_cancelled",
     "needs_attention",
     "coordinator_note",
+    "canary",
+    "liveness_alert",
+    "too_large",
 }
 
 
