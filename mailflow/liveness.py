@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from .config import Config
 from .incoming import Incoming
@@ -116,18 +115,21 @@ class Liveness:
             },
         )
 
-    def summary(self, now: datetime) -> dict[str, Any]:
-        """For `mailflow status`."""
-        if not self.enabled:
-            return {"canary": "off"}
-        state = self.state()
-        if not state.id:
-            return {"canary": "not sent yet"}
-        if state.seen_at:
-            return {"canary": "ok", "sent_at": state.sent_at, "seen_at": state.seen_at}
-        late = now - datetime.fromisoformat(state.sent_at) > self.settings.canary_deadline
-        return {
-            "canary": "LATE: not back" if late else "on its way",
-            "sent_at": state.sent_at,
-            "alerted": state.alerted,
-        }
+
+def summary(config: Config, store: Store, now: datetime) -> str:
+    """One line for `mailflow status`."""
+    settings = config.liveness
+    if settings.canary_every is None:
+        return "canary: off (set liveness.canary_every to check that mail keeps arriving)"
+    state = CanaryState(**(store.get_meta(META) or {}))
+    if not state.id:
+        return "canary: not sent yet"
+    sent = datetime.fromisoformat(state.sent_at)
+    if state.seen_at:
+        seen = datetime.fromisoformat(state.seen_at)
+        took = (seen - sent).total_seconds()
+        return f"canary: ok, the last one came back {took:.1f}s after {sent:%Y-%m-%d %H:%M} UTC"
+    if now - sent > settings.canary_deadline:
+        alerted = ", alert sent" if state.alerted else ""
+        return f"canary: LATE, sent {sent:%Y-%m-%d %H:%M} UTC and not back{alerted}: mail may not be arriving"
+    return f"canary: on its way since {sent:%Y-%m-%d %H:%M} UTC"

@@ -291,3 +291,36 @@ def test_names_and_subjects_cannot_add_headers(programme: Programme) -> None:
         assert "evil@example.net" not in addresses
         raw = message.as_bytes()
         assert b"\nBcc:" not in raw and b"\rBcc:" not in raw
+
+
+def test_the_canary_comes_back_through_the_mailbox(tmp_path: Path) -> None:
+    programme = Programme(
+        tmp_path, extra_config='\n[liveness]\ncanary_every = "1h"\ncanary_deadline = "10m"\n'
+    )
+    # Mail sent to the programme address comes back to its inbox, as a real mail system would.
+    text = programme.config_path.read_text()
+    programme.config_path.write_text(text.replace('outbox = "maildir:outbox"', 'outbox = "maildir:mailbox"'))
+    programme.run()
+    assert "canary: on its way" in programme.cli("status", "--now", "2026-12-01T15:01:00+00:00")
+    programme.run(after=timedelta(minutes=2))
+    assert "canary: ok" in programme.cli("status", "--now", programme.now.isoformat())
+    assert len(programme.folder("processed")) == 1  # the canary, filed, never answered
+
+
+def test_a_canary_that_does_not_come_back_raises_an_alert_by_the_second_route(tmp_path: Path) -> None:
+    programme = Programme(
+        tmp_path,
+        programme_lines='alert_address = "director@library.org"\n',
+        extra_config='\n[liveness]\ncanary_every = "1h"\ncanary_deadline = "10m"\n'
+        'alert_outbox = "maildir:alerts"\n',
+    )
+    programme.run()  # the canary leaves by the outbox and never comes back
+    assert [purpose(m) for m in programme.new()] == ["canary"]
+    programme.run(after=timedelta(minutes=9))
+    assert not list((tmp_path / "alerts").glob("new/*"))
+    programme.run(after=timedelta(minutes=2))
+    (alert,) = list((tmp_path / "alerts" / "new").iterdir())
+    assert b"director@library.org" in alert.read_bytes()
+    assert "canary: LATE" in programme.cli("status", "--now", programme.now.isoformat())
+    programme.run(after=timedelta(minutes=20))
+    assert len(list((tmp_path / "alerts" / "new").iterdir())) == 1  # one alert, not one per minute
