@@ -22,12 +22,13 @@ from datetime import datetime
 from .bounces import read_bounce
 from .clock import Clock
 from .config import Config
-from .errors import DeliveryError
+from .errors import DeliveryError, MailboxError
 from .incoming import Incoming, read_incoming
 from .letters import Letters
 from .liveness import Liveness
 from .mailboxes import Fetched, MailSender, MailSource, open_sender_url
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
+from .mailtext import clean
 from .messages import Effects, Messages
 from .model import Outgoing
 from .noise import NoiseKind
@@ -131,7 +132,10 @@ class Engine:
     def run_forever(self) -> None:
         """Wait for mail or the next timer, handle it, repeat until `stop()`."""
         while not self.stopping.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except (MailboxError, DeliveryError, OSError) as error:
+                log.error("this round failed and will be tried again: %s", error)
             if self.stopping.is_set():
                 break
             next_due = self.store.next_due()
@@ -171,7 +175,7 @@ class Engine:
         try:
             return self._handle(incoming, now)
         except Exception as error:  # one bad message must never stop the daemon
-            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            detail = clean("".join(traceback.format_exception_only(type(error), error)).strip())
             log.exception("%s: failed, parked in needs-attention", incoming.message_id)
             try:
                 return self.workflow.park(

@@ -13,7 +13,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
-from .mailtext import body_text, header_text, new_text, read_message
+from .mailtext import body_text, clean, header_text, new_text, read_message
 from .model import Person
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -81,12 +81,12 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     name, email = parseaddr(" ".join(raw.split()))
     with contextlib.suppress(Exception):  # an undecodable display name is kept as written
         name = str(make_header(decode_header(name)))
-    return " ".join(name.split()), email
+    return clean(" ".join(name.split())), clean(email)
 
 
 def _all(message: EmailMessage, name: str) -> list[str]:
     try:
-        return [" ".join(str(v).split()) for v in message.get_all(name) or []]
+        return [clean(" ".join(str(v).split())) for v in message.get_all(name) or []]
     except Exception:
         return []
 
