@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from .invite import CalendarPart
+from .mailpolicy import POLICY
 from .model import Person
 from .render import Rendered
 
@@ -58,7 +59,7 @@ def compose(
     calendars: list[CalendarPart] | None = None,
     headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = address(sender)
     message["To"] = [address(p) for p in envelope.to]
     if envelope.cc:

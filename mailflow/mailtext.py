@@ -11,11 +11,12 @@ from __future__ import annotations
 import email
 import re
 from collections.abc import Iterator
-from email import policy
 from email.message import EmailMessage, Message
 
 import html2text
 from mailparser_reply.parser import EmailMessage as ReplyText
+
+from .mailpolicy import POLICY
 
 MAX_DEPTH = 20
 _REPLY_LANGUAGES = ["en", "es", "fr", "de"]
@@ -30,7 +31,7 @@ _QUOTE_HEADER = re.compile(
 
 def read_message(raw: bytes) -> EmailMessage:
     """Parse a message; malformed input gives a message with defects, never an exception."""
-    message = email.message_from_bytes(raw, policy=policy.default)
+    message = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
     return message
 
