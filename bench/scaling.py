@@ -30,11 +30,26 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
-TOPICS = ["Launching a teen advisory council", "Writing a grant narrative", "Board presentations",
-          "Makerspace on a budget", "Toddler storytime for 40 families", "Digital literacy for seniors",
-          "Community outreach ideas", "First-time branch manager"]
-SKILLS = ["teen services", "grant writing", "board relations", "makerspaces", "storytime",
-          "digital literacy", "community outreach", "management"]
+TOPICS = [
+    "Launching a teen advisory council",
+    "Writing a grant narrative",
+    "Board presentations",
+    "Makerspace on a budget",
+    "Toddler storytime for 40 families",
+    "Digital literacy for seniors",
+    "Community outreach ideas",
+    "First-time branch manager",
+]
+SKILLS = [
+    "teen services",
+    "grant writing",
+    "board relations",
+    "makerspaces",
+    "storytime",
+    "digital literacy",
+    "community outreach",
+    "management",
+]
 
 
 def seed_history(var: Path, count: int) -> None:
@@ -76,8 +91,14 @@ def seed_history(var: Path, count: int) -> None:
     with open(archive / "index.txt", "w") as index:
         for month, requests in by_month.items():
             db = TinyDB(str(archive / f"{month}.json"), storage=AtomicJSONStorage)
-            db.storage.write({"requests": {str(doc_id(r.ref)): adapter.dump_python(r, mode="json")  # type: ignore[attr-defined]
-                                           for r in requests}})
+            db.storage.write(
+                {
+                    "requests": {
+                        str(doc_id(r.ref)): adapter.dump_python(r, mode="json")  # type: ignore[attr-defined]
+                        for r in requests
+                    }
+                }
+            )
             db.storage.flush()  # type: ignore[attr-defined]
             for request in requests:
                 index.write(f"{request.ref} {month}\n")
@@ -115,8 +136,10 @@ def worker(root: Path, requests: int) -> dict[str, float]:
     startup = time.perf_counter() - started
     rng = random.Random(11)
     for n in range(requests):
-        body = (f"Topic: {rng.choice(TOPICS)} #{n}\nTime budget: {rng.choice([30, 45, 60])} minutes\n"
-                f"Skills: {rng.choice(SKILLS)}\nFormat: video\n")
+        body = (
+            f"Topic: {rng.choice(TOPICS)} #{n}\nTime budget: {rng.choice([30, 45, 60])} minutes\n"
+            f"Skills: {rng.choice(SKILLS)}\nFormat: video\n"
+        )
         deliver(root / "mailbox", request_mail(f"new{n}@example.org", body), f"{n:06d}.req")
     started = time.perf_counter()
     engine.run_once()
@@ -126,15 +149,23 @@ def worker(root: Path, requests: int) -> dict[str, float]:
     clock.advance(timedelta(hours=1))
     for n, ask in enumerate(asks):
         to = ask["To"].addresses[0]
-        deliver(root / "mailbox", reply(ask, Person(to.addr_spec, to.display_name), "accept", clock.now()),
-                f"{n:06d}.acc")
+        deliver(
+            root / "mailbox",
+            reply(ask, Person(to.addr_spec, to.display_name), "accept", clock.now()),
+            f"{n:06d}.acc",
+        )
     started = time.perf_counter()
     engine.run_once()
     accepts = time.perf_counter() - started
     store.close()
     rss_mb = peak_rss_mb()
-    return {"startup_s": startup, "intake_ms": 1000 * intake / requests,
-            "accept_ms": 1000 * accepts / max(1, len(asks)), "asks": len(asks), "rss_mb": rss_mb}
+    return {
+        "startup_s": startup,
+        "intake_ms": 1000 * intake / requests,
+        "accept_ms": 1000 * accepts / max(1, len(asks)),
+        "asks": len(asks),
+        "rss_mb": rss_mb,
+    }
 
 
 def peak_rss_mb() -> float:
@@ -157,8 +188,8 @@ coordinator = "coordinator@library.org"
 inbox = "maildir:mailbox"
 outbox = "maildir:outbox"
 [paths]
-rules = "{REPO / 'rules'}"
-templates = "{REPO / 'templates'}"
+rules = "{REPO / "rules"}"
+templates = "{REPO / "templates"}"
 state = "var/state.json"
 """)
     (root / "var").mkdir()
@@ -183,8 +214,12 @@ def main() -> None:
             started = time.perf_counter()
             prepare(root, history)
             seeded = time.perf_counter() - started
-            output = subprocess.run([sys.executable, __file__, "--worker", str(root), "--requests",
-                                     str(args.requests)], capture_output=True, text=True, check=True)
+            output = subprocess.run(
+                [sys.executable, __file__, "--worker", str(root), "--requests", str(args.requests)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[label] = json.loads(output.stdout.strip().splitlines()[-1])
             results[label]["seed_s"] = seeded
     finally:
@@ -193,8 +228,10 @@ def main() -> None:
     print(f"\nmailflow scaling benchmark: {args.requests} new requests and their accepts, Maildir in and out")
     print(f"{'state':<24}{'startup':>10}{'per request':>14}{'per accept':>13}{'peak RSS':>11}")
     for label, r in results.items():
-        print(f"{label:<24}{r['startup_s']:>9.2f}s{r['intake_ms']:>12.2f}ms{r['accept_ms']:>11.2f}ms"
-              f"{r['rss_mb']:>9.0f}MB")
+        print(
+            f"{label:<24}{r['startup_s']:>9.2f}s{r['intake_ms']:>12.2f}ms{r['accept_ms']:>11.2f}ms"
+            f"{r['rss_mb']:>9.0f}MB"
+        )
     ratio_intake = full["intake_ms"] / empty["intake_ms"]
     ratio_accept = full["accept_ms"] / empty["accept_ms"]
     print(f"{'ratio (history/empty)':<24}{'':>10}{ratio_intake:>14.2f}{ratio_accept:>13.2f}")
