@@ -29,6 +29,7 @@ MESSAGES = {
     "session_cancelled",
     "needs_attention",
     "coordinator_note",
+    "delivery_problem",
 }
 
 
