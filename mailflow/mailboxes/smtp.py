@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import time
 
@@ -37,6 +38,7 @@ from ..servers import ServerAddress, tls_context
 
 log = logging.getLogger(__name__)
 
+_LINE_END = re.compile(rb"\r?\n")
 QUIET_SECONDS = 30.0  # a connection unused this long is checked with NOOP before use
 
 
@@ -66,7 +68,7 @@ class SmtpSender:
         smtp = self._connection()
         where = self.address.display()
         try:
-            refused = smtp.sendmail(self.envelope_from, outgoing.recipients, outgoing.raw)
+            refused = smtp.sendmail(self.envelope_from, outgoing.recipients, crlf(outgoing.raw))
         except smtplib.SMTPRecipientsRefused as error:
             said = _refusals(error.recipients)
             permanent = all(code >= 500 for code, _ in error.recipients.values())
@@ -205,6 +207,11 @@ class SmtpSender:
             _quietly_close(self._smtp)
             self._smtp = None
             self._fresh_token = True
+
+
+def crlf(raw: bytes) -> bytes:
+    """Lines end in CRLF on the wire (RFC 5321 2.3.8); messages are stored with LF."""
+    return _LINE_END.sub(b"\r\n", raw)
 
 
 def _quietly_close(smtp: smtplib.SMTP) -> None:
