@@ -7,10 +7,17 @@ SMTP server received is what the people got.
 
 from __future__ import annotations
 
+import threading
 from email.message import EmailMessage
 from pathlib import Path
 
+from mailflow.clock import Clock, OffsetClock
+from mailflow.config import load_config
 from mailflow.correspondent import read
+from mailflow.engine import Engine
+from mailflow.mailboxes import open_mail
+from mailflow.mailboxes.imap import ImapSource
+from mailflow.store import Store
 
 from .programme import Programme
 from .servers import Dovecot, SmtpServer
@@ -53,3 +60,45 @@ class ServerProgramme(Programme):
 
     def inbox_waiting(self) -> int:
         return len(self.dovecot.messages("INBOX"))
+
+
+class Daemon:
+    """`mailflow run` in a thread of the test: the real engine, source and sender."""
+
+    def __init__(self, programme: Programme, clock: Clock | None = None) -> None:
+        self.config = load_config(programme.config_path)
+        self.store = Store(self.config.state_path)
+        self.source, self.sender = open_mail(self.config)
+        self.engine = Engine(
+            self.config, self.store, self.source, self.sender, clock or OffsetClock(programme.now)
+        )
+        self.thread: threading.Thread | None = None
+        self.errors: list[BaseException] = []
+
+    def __enter__(self) -> Daemon:
+        def run() -> None:
+            try:
+                self.engine.run_forever()
+            except BaseException as error:  # shown by __exit__
+                self.errors.append(error)
+                raise
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.stop()
+        assert self.thread is not None
+        self.thread.join(timeout=30)
+        alive = self.thread.is_alive()
+        self.source.close()
+        self.sender.close()
+        self.store.close()
+        assert not alive, "the daemon did not stop within 30 s"
+        assert not self.errors, f"the daemon failed: {self.errors!r}"
+
+    @property
+    def imap(self) -> ImapSource:
+        assert isinstance(self.source, ImapSource)
+        return self.source

@@ -16,11 +16,13 @@ Used by the fixtures in conftest.py; later tests (fault injection, benchmarks) r
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -161,7 +163,9 @@ class Dovecot:
         introspection_url: str | None = None,
         certificates: Certificates | None = None,
     ) -> None:
-        binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+        binary = shutil.which("dovecot") or (
+            "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+        )
         if binary is None:
             raise RuntimeError(
                 "Dovecot is not installed. ./dev test installs it (Debian package dovecot-imapd); "
@@ -212,16 +216,23 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not listen on 127.0.0.1:{self.port}\n{self.log()}")
 
     def stop(self) -> None:
+        """Stop the server the way a service manager restarting it does: the master and
+        every process it started, including the ones serving logged-in clients (left
+        alone, Dovecot's IMAP processes outlive `doveadm stop`)."""
         pid_file = self.root / "run" / "master.pid"
-        pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        master = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        children = _children(master) if master is not None else []
         subprocess.run(
             [self.doveadm, "-c", str(self.config_path), "stop"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=30,
         )
-        if pid is not None:
-            wait_until(lambda: not Path(f"/proc/{pid}").exists(), what="dovecot to stop")
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in [*children, *([master] if master is not None else [])]:
+            wait_until(lambda pid=pid: not _alive(pid), what=f"dovecot process {pid} to stop")
         wait_until(lambda: not port_open(self.port), what="dovecot's port to close")
 
     def restart(self) -> None:
@@ -229,9 +240,16 @@ class Dovecot:
         self.start()
 
     def close(self) -> None:
+        """Gone at once (SIGKILL to the master and its children): a graceful stop takes
+        Dovecot's master about three seconds, too long to pay after every test."""
         try:
-            if (self.root / "run" / "master.pid").exists():
-                self.stop()
+            pid_file = self.root / "run" / "master.pid"
+            if pid_file.exists():
+                master = int(pid_file.read_text().strip())
+                for pid in [*_children(master), master]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                wait_until(lambda: not _alive(master), what="dovecot to end")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -342,6 +360,28 @@ class Dovecot:
                 os.chown(os.path.join(folder, name), owner.pw_uid, owner.pw_gid)
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (a container's init may be slow to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
 # -- SMTP -----------------------------------------------------------------------------
 @dataclass
 class Received:
@@ -416,7 +456,9 @@ class SmtpServer:
             _SmtpHandler(self),
             hostname="127.0.0.1",
             port=self.port,
-            ssl_context=self.certificates.server_context() if self.implicit_tls and self.certificates else None,
+            ssl_context=self.certificates.server_context()
+            if self.implicit_tls and self.certificates
+            else None,
             ready_timeout=DEADLINE,
             **kwargs,
         )

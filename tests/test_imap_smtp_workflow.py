@@ -15,7 +15,9 @@ from .servers import Dovecot, SmtpServer
 from .test_workflow import TEEN
 
 
-def test_request_to_reflection_over_imap_and_smtp(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> None:
+def test_request_to_reflection_over_imap_and_smtp(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
     programme = ServerProgramme(tmp_path, dovecot, smtp_server)
     programme.request("danielle.jones@example.org", TEEN, name="Danielle Jones")
     programme.request("someone@example.org", "Hi, can you help me with storytime?")  # incomplete
@@ -62,7 +64,9 @@ def test_request_to_reflection_over_imap_and_smtp(tmp_path: Path, dovecot: Dovec
     assert programme.folder("needs-attention") == []
 
 
-def test_running_again_over_imap_sends_nothing_new(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> None:
+def test_running_again_over_imap_sends_nothing_new(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
     programme = ServerProgramme(tmp_path, dovecot, smtp_server)
     programme.request("danielle.jones@example.org", TEEN, name="Danielle Jones")
     programme.run()

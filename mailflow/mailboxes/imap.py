@@ -111,11 +111,19 @@ class ImapSource:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
 
+    @property
+    def idling(self) -> bool:
+        """The watcher is connected and in IDLE."""
+        return self._watcher is not None and self._watcher.idling_since is not None
+
     # -- MailSource ------------------------------------------------------------------
     def fetch(self) -> list[Fetched]:
         """Up to `batch` messages of the inbox, oldest first (by UID), not marked deleted."""
 
         def search_and_fetch(session: _Session) -> list[Fetched]:
+            # A server reports new messages to a session only between commands (RFC 3501
+            # 7.3.1 EXISTS); NOOP lets the SEARCH below see what arrived since the last one.
+            session.client.noop()
             uids = sorted(u for u in session.client.search(["UNDELETED"]) if u not in self._stuck)
             wanted = uids[: self.batch]
             if not wanted:
@@ -306,6 +314,7 @@ class ImapSource:
             self._lose_watcher(f"IDLE refused: {error}")
             return
         session.idling_since = time.monotonic()
+        self.wakes["renewed"] += 1
         self._catch_up = True  # the moment between DONE and IDLE is covered by a search
 
     def _lose_watcher(self, why: str) -> None:
