@@ -354,7 +354,7 @@ class Dovecot:
         if os.geteuid() != 0:
             return
         owner = pwd.getpwnam("dovecot")
-        for folder, dirs, files in os.walk(self.root / "mail"):
+        for folder, _dirs, files in os.walk(self.root / "mail"):
             os.chown(folder, owner.pw_uid, owner.pw_gid)
             for name in files:
                 os.chown(os.path.join(folder, name), owner.pw_uid, owner.pw_gid)
