@@ -10,8 +10,7 @@ only sent if it was not recorded as sent. An exception while handling one messag
 parks that message (needs-attention, coordinator told) and the engine goes on.
 
 A message the outgoing server does not take stays in the outbox and is tried again
-with capped exponential back-off (`[delivery]` in config.toml); the coordinator is
-told once, at once for a permanent refusal, else after `delivery.report_after`. When
+with capped exponential back-off (delivery.py). When
 the inbox cannot be reached, timers still fire and the outbox is still delivered;
 the source reconnects on its own. `stop()` (SIGTERM, SIGINT) lets the message in
 hand finish, then the daemon returns and the caller closes the connections.
@@ -24,21 +23,18 @@ import secrets
 import threading
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
+from datetime import datetime
 
 from . import __version__
-from .backoff import delay
 from .clock import Clock
 from .config import Config
-from .errors import AuthError, DeliveryError, MailboxError, MailflowError, PartlyDelivered
+from .delivery import Delivery
+from .errors import AuthError, MailboxError, MailflowError
 from .incoming import Incoming, read_incoming
 from .letters import Letters
 from .mailboxes import Fetched, MailSender, MailSource
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
 from .messages import Effects, Messages
-from .model import Outgoing, Person
 from .render import Renderer
 from .route import Kind, route
 from .rules import Ruleset, load_rules
@@ -48,7 +44,6 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 BATCH = 200
-DELIVERY_REPORT = "delivery report"  # the purpose of a note about a message that did not leave
 
 
 @dataclass
@@ -91,6 +86,7 @@ class Engine:
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
         self.messages = messages
+        self.delivery = Delivery(self.config, self.store, self.sender, messages)
         letters = Letters(self.config, messages)
         self.workflow = Workflow(config=self.config, ruleset=self.ruleset, letters=letters, store=self.store)
 
@@ -281,134 +277,7 @@ class Engine:
             self.store.commit(now)
 
     def _deliver(self, report: RunReport) -> None:
-        """Send what is due; hold back what fails, with back-off; tell the coordinator once."""
-        now = self.clock.now()
-        tried: set[str] = set()
-        while True:
-            due = [o for o in self.store.pending(now) if o.message_id not in tried]
-            if not due:
-                return
-            tried.update(o.message_id for o in due)
-            held_back = self._send(due, report, now)
-            if held_back:
-                # Failures and notes to the coordinator are recorded before anything more is
-                # sent; notes queued just now are due, so they go round once more.
-                self.store.commit(now)
-            if held_back and held_back[-1].route_down:
-                return
-
-    def _send(self, due: list[Outgoing], report: RunReport, now: datetime) -> list[DeliveryError]:
-        """Send each message in turn; the failures, in order (a route down ends the list)."""
-        failures: list[DeliveryError] = []
-        for index, outgoing in enumerate(due):
-            try:
-                self.sender.send(outgoing)
-            except PartlyDelivered as partly:
-                self.store.mark_sent(outgoing.message_id)
-                report.sent += 1
-                log.warning("%s %s: %s", outgoing.ref or "-", outgoing.message_id, partly)
-                self._tell_coordinator(outgoing, str(partly), now, permanent=True)
-                failures.append(partly)
-                continue
-            except (DeliveryError, OSError) as caught:
-                error = (
-                    caught
-                    if isinstance(caught, DeliveryError)
-                    else DeliveryError(f"{type(caught).__name__}: {caught}", route_down=True)
-                )
-                held = due[index:] if error.route_down else [outgoing]
-                for waiting in held:
-                    self._hold_back(waiting, error, now)
-                report.failed += len(held)
-                failures.append(error)
-                if error.route_down:
-                    return failures
-                continue
-            self.store.mark_sent(outgoing.message_id)
-            report.sent += 1
-            log.info(
-                "%s %s sent %s to %s",
-                outgoing.ref or "-",
-                outgoing.message_id,
-                outgoing.purpose,
-                ", ".join(outgoing.recipients),
-            )
-        return failures
-
-    def _hold_back(self, outgoing: Outgoing, error: DeliveryError, now: datetime) -> None:
-        settings = self.config.delivery
-        permanent = error.permanent
-        before = self.store.attempts(outgoing.message_id)
-        count = (before.count if before else 0) + 1
-        wait = (
-            settings.retry_max_seconds
-            if permanent
-            else delay(count, settings.retry_first_seconds, settings.retry_max_seconds)
-        )
-        retry = now + timedelta(seconds=wait)
-        after = self.store.mark_failed(outgoing.message_id, str(error), at=now, next_attempt=retry)
-        log.warning(
-            "%s %s: %s not delivered (attempt %d): %s; next try %s",
-            outgoing.ref or "-",
-            outgoing.message_id,
-            outgoing.purpose,
-            count,
-            error,
-            f"{retry:%Y-%m-%d %H:%M:%S} UTC",
-        )
-        if after is None or after.reported or outgoing.purpose == DELIVERY_REPORT:
-            return
-        waited = now - (after.first_failure or now)
-        if permanent or waited >= settings.report_after:
-            self._tell_coordinator(outgoing, str(error), now, permanent=permanent, since=after.first_failure)
-            self.store.mark_reported(outgoing.message_id)
-
-    def _tell_coordinator(
-        self,
-        outgoing: Outgoing,
-        error: str,
-        now: datetime,
-        *,
-        permanent: bool,
-        since: datetime | None = None,
-    ) -> None:
-        """A note to the coordinator about one message that did not (fully) leave."""
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(outgoing.raw)
-        request = self.store.get(outgoing.ref) if outgoing.ref else None
-        cap = timedelta(seconds=self.config.delivery.retry_max_seconds)
-        details = [
-            f"Message:     {outgoing.purpose} to {', '.join(outgoing.recipients)}",
-            f"Subject:     {headers.get('Subject', '')}",
-            f"Message-ID:  {outgoing.message_id}",
-        ]
-        if since is not None:
-            details.append(f"Not sent since {since:%Y-%m-%d %H:%M} UTC")
-        details.append(f"Server said: {error}")
-        advice = (
-            "The server refused this for good: check the addresses above. "
-            if permanent
-            else "Check the outgoing server (mail.outbox in config.toml) and its login. "
-        ) + f"mailflow keeps trying, at least every {_minutes(cap)}, and tells you only once."
-        note = self.messages.build(
-            template="delivery_problem",
-            purpose=DELIVERY_REPORT,
-            to=[Person(self.config.programme.coordinator, "")],
-            now=now,
-            request=request,
-            context={
-                "headline": f"{outgoing.purpose} to {', '.join(outgoing.recipients)}",
-                "details": details,
-                "advice": advice,
-                "message_id": outgoing.message_id,
-            },
-        )
-        if request is not None:
-            self.store.put(request)
-        self.store.queue(note, now)
-        self.store.log(now, "delivery problem", f"{outgoing.message_id}: {error}", ref=outgoing.ref)
-        log.warning("%s %s: coordinator told that it did not leave", outgoing.ref or "-", outgoing.message_id)
-
-
-def _minutes(span: timedelta) -> str:
-    minutes = max(1, round(span.total_seconds() / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        """Send what is due (delivery.py); failures wait with back-off, the coordinator is told."""
+        outcome = self.delivery.deliver(self.clock.now())
+        report.sent += outcome.sent
+        report.failed += outcome.failed
