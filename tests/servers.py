@@ -395,6 +395,14 @@ class _SmtpHandler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.server.refuse_recipients:
+            return "550 5.1.1 User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         if self.server.refuse:
             return self.server.refuse
@@ -420,7 +428,7 @@ class _SmtpHandler:
         if check is not None and check(user, token):
             self.server.logins.append((user, "XOAUTH2"))
             return AuthResult(success=True, auth_data=user)
-        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+        return AuthResult(success=False, handled=False, message=self.server.auth_failure)
 
 
 class SmtpServer:
@@ -441,6 +449,8 @@ class SmtpServer:
         self.received: list[Received] = []
         self.logins: list[tuple[str, str]] = []
         self.refuse = ""  # e.g. "451 4.3.0 Try again later": DATA is answered with it
+        self.refuse_recipients: set[str] = set()  # RCPT TO is answered 550 for these
+        self.auth_failure = "535 5.7.3 Authentication unsuccessful"
         self.lock = threading.Lock()
         self.port = 0
         self._controller: Controller | None = None
@@ -496,7 +506,7 @@ class SmtpServer:
             if self.users.get(user) == password:
                 self.logins.append((user, mechanism))
                 return AuthResult(success=True)
-        return AuthResult(success=False, handled=False)
+        return AuthResult(success=False, handled=False, message=self.auth_failure)
 
 
 # -- Microsoft Entra ID, as far as msal and Dovecot can tell ---------------------------
