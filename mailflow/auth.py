@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msal
+import requests
 
 from .config import Config, OAuth2Settings
 from .errors import AuthError, ConfigError
@@ -244,11 +245,9 @@ class MsalTokens:
     def _application(self) -> msal.ClientApplication:
         if self._app is not None:
             return self._app
-        common: dict[str, Any] = {
-            "authority": self.authority,
-            "verify": self.ca_file or True,
-            "timeout": self.timeout,
-        }
+        common: dict[str, Any] = {"authority": self.authority, "timeout": self.timeout}
+        if self.ca_file:
+            common["http_client"] = _PrivateCaSession(self.ca_file)
         if self.settings.authority:  # not Microsoft's global cloud: no instance discovery there
             common["instance_discovery"] = False
         try:
@@ -263,7 +262,7 @@ class MsalTokens:
         except ValueError as error:  # msal's tenant discovery failed
             raise AuthError(_explain_discovery(str(error), self.settings)) from None
         except OSError as error:  # requests' connection errors are OSErrors
-            raise AuthError(f"cannot reach {self.authority}: {type(error).__name__}") from None
+            raise AuthError(f"cannot reach {self.authority}: {_reason(error)}") from None
         return self._app
 
     def _load_cache(self) -> msal.SerializableTokenCache:
@@ -281,6 +280,26 @@ class MsalTokens:
         if cache is None or not cache.has_state_changed:
             return
         write_private(self.cache_path, cache.serialize())
+
+
+class _PrivateCaSession(requests.Session):
+    """msal's HTTP client, trusting `mail.ca_file` even when REQUESTS_CA_BUNDLE is set
+    (requests lets that variable win over a session's own `verify`)."""
+
+    def __init__(self, ca_file: str) -> None:
+        super().__init__()
+        self.ca_file = ca_file
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("verify", self.ca_file)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a connection error, in one short line."""
+    while error.__context__ is not None and error.__context__ is not error:
+        error = error.__context__
+    return " ".join(f"{type(error).__name__}: {error}".split())[:200]
 
 
 def write_private(path: Path, text: str) -> None:
@@ -341,12 +360,13 @@ def explain_entra_error(result: dict[str, Any], settings: OAuth2Settings) -> str
 
 
 def _explain_discovery(message: str, settings: OAuth2Settings) -> str:
-    if "HTTP status: 400" in message or "HTTP status: 404" in message or "90002" in message:
-        return (
-            f"tenant '{settings.tenant}' is unknown to {settings.authority or 'Microsoft Entra ID'}: "
-            "set mail.oauth2.tenant to your tenant ID (a GUID) or its domain, e.g. library.onmicrosoft.com"
-        )
-    return f"cannot use the authority for tenant '{settings.tenant}': {message.splitlines()[0]}"
+    """msal could not read the tenant's OpenID configuration: almost always a wrong tenant."""
+    where = settings.authority or DEFAULT_AUTHORITY.format(tenant=settings.tenant)
+    return (
+        f"tenant '{settings.tenant}' is unknown to {where}: set mail.oauth2.tenant to your tenant ID "
+        "(a GUID) or its domain, e.g. library.onmicrosoft.com"
+        + ("" if "tenant" in message.lower() else f" ({message.splitlines()[0][:200]})")
+    )
 
 
 def imap_login_advice(credentials: Credentials, server_said: str) -> str:

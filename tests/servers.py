@@ -111,7 +111,8 @@ listen = 127.0.0.1
 protocols = imap
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2 oauthbearer
-auth_failure_delay = 0
+auth_failure_delay = 0 secs
+login_trusted_networks = 127.0.0.0/8
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u
 default_internal_user = {user}
@@ -554,7 +555,7 @@ class Authority:
         )
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         for server in (self._https, self._http):
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         for server in (self._https, self._http):
