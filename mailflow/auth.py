@@ -290,7 +290,7 @@ class _PrivateCaSession(requests.Session):
         super().__init__()
         self.ca_file = ca_file
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("verify", self.ca_file)
         return super().request(method, url, *args, **kwargs)
 
