@@ -1,4 +1,4 @@
-"""The `mailflow` command: run, status, check, simulate, demo."""
+"""The `mailflow` command: run, status, check, demo, auth login."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,6 +17,7 @@ from .config import Config, load_config
 from .errors import MailflowError
 
 DEFAULT_CONFIG = "config.toml"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _config(path: str) -> Config:
@@ -47,7 +50,7 @@ def main() -> None:
 def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None:
     """Read the mailbox, decide, send, and fire timers (IMAP IDLE or Maildir polling)."""
     from .engine import Engine
-    from .mailboxes import open_sender, open_source
+    from .mailboxes import open_mail
     from .store import Store
 
     logging.basicConfig(
@@ -65,13 +68,18 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
         _fail(error)
         return
     try:
-        source, sender = open_source(config), open_sender(config)
-        engine = Engine(config, store, source, sender, clock)
+        source, sender = open_mail(config)
     except MailflowError as error:
         store.close()
         _fail(error)
         return
+    previous: dict[int, Any] = {}
     try:
+        engine = Engine(config, store, source, sender, clock)
+        # SIGTERM (systemd stop) and SIGINT (Ctrl-C): finish the message in hand, then leave.
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                previous[signum] = signal.signal(signum, lambda *_: engine.stop())
         if once:
             report = engine.run_once()
             click.echo(
@@ -79,14 +87,48 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
                 f"handled before), fired {report.timers} timer(s), sent {report.sent}"
                 + (f", {report.failed} delivery failure(s)" if report.failed else "")
             )
+            if report.inbox_error:
+                click.echo(f"mailflow: the inbox was not read: {report.inbox_error}", err=True)
+                sys.exit(1)
         else:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: engine.stop())
+            logging.getLogger("mailflow").info("%s", engine.health())
             engine.run_forever()
+    except MailflowError as error:
+        _fail(error)
     finally:
         source.close()
         sender.close()
         store.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@main.group()
+def auth() -> None:
+    """OAuth2 sign-in for Microsoft 365 (mail.auth = "oauth2")."""
+
+
+@auth.command("login")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
+def auth_login(config_path: str) -> None:
+    """Sign in once by device code; the tokens are kept in mail.oauth2.token_cache (mode 0600)."""
+    from .auth import MsalTokens
+
+    try:
+        config = _config(config_path)
+        tokens = MsalTokens.from_config(config)
+        who = tokens.login_device(click.echo)
+    except MailflowError as error:
+        _fail(error)
+        return
+    click.echo(f"Signed in as {who}; the token cache is {tokens.cache_path} (mode 0600).")
 
 
 @main.command()

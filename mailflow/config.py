@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .availability import parse_availability
 from .durations import parse_duration
 from .errors import ConfigError
 from .form import FORMATS
+from .servers import parse_server_url
 from .tomlsource import Issue, TomlSource
 
 
@@ -40,6 +41,18 @@ def _zone(value: str) -> str:
 def _format(value: str) -> str:
     if value not in FORMATS:
         raise ValueError(f"{value!r} is not one of: {', '.join(FORMATS)}")
+    return value
+
+
+def _inbox_url(value: str) -> str:
+    if not value.startswith("maildir:"):
+        parse_server_url(value, ("imap", "imaps"))
+    return value
+
+
+def _outbox_url(value: str) -> str:
+    if not value.startswith("maildir:"):
+        parse_server_url(value, ("smtp", "smtps"))
     return value
 
 
@@ -68,12 +81,55 @@ class ProgrammeSettings(_Strict):
     default_format: FormatName = "video"
 
 
+class OAuth2Settings(_Strict):
+    """OAuth2 (XOAUTH2) for Microsoft 365, through msal (auth.py)."""
+
+    flow: Literal["client_credentials", "device_code"] = "client_credentials"
+    tenant: str = Field(min_length=1)  # "library.onmicrosoft.com" or the tenant's GUID
+    client_id: str = Field(min_length=1)  # the app registration's Application (client) ID
+    client_secret_env: str | None = None  # client_credentials: the variable holding the secret
+    token_cache: str = "var/oauth-token-cache.json"  # device_code: written with mode 0600
+    authority: str | None = None  # default https://login.microsoftonline.com/TENANT
+    scopes: list[str] | None = None  # default: what the flow needs for IMAP and SMTP
+
+    @model_validator(mode="after")
+    def _secret_for_client_credentials(self) -> OAuth2Settings:
+        if self.flow == "client_credentials" and not self.client_secret_env:
+            raise ValueError(
+                "flow = 'client_credentials' needs client_secret_env, the name of the "
+                "environment variable that holds the app registration's client secret"
+            )
+        return self
+
+
 class MailSettings(_Strict):
-    inbox: str = "maildir:var/mailbox"
-    outbox: str = "maildir:var/outbox"
-    password_env: str | None = None
-    smtp_password_env: str | None = None
-    poll_seconds: float = Field(default=5.0, gt=0)
+    inbox: Annotated[str, AfterValidator(_inbox_url)] = "maildir:var/mailbox"
+    outbox: Annotated[str, AfterValidator(_outbox_url)] = "maildir:var/outbox"
+    password_env: str | None = None  # the variable holding the IMAP (and SMTP) password
+    smtp_password_env: str | None = None  # when SMTP has a password of its own
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2Settings | None = None
+    poll_seconds: float = Field(default=5.0, gt=0)  # Maildir, or an IMAP server without IDLE
+    idle_seconds: float = Field(default=240.0, gt=0, le=1740)  # IDLE is re-issued this often
+    reconnect_max_seconds: float = Field(default=300.0, gt=0)  # the cap of the reconnect back-off
+    timeout_seconds: float = Field(default=60.0, gt=0)  # one network operation
+    ca_file: str | None = None  # a CA bundle for a server with a private certificate authority
+    processed_folder: str = Field(default="mailflow/processed", min_length=1)
+    needs_attention_folder: str = Field(default="mailflow/needs-attention", min_length=1)
+
+    @model_validator(mode="after")
+    def _oauth2_settings(self) -> MailSettings:
+        if self.auth == "oauth2" and self.oauth2 is None:
+            raise ValueError("auth = 'oauth2' needs a [mail.oauth2] table (tenant, client_id, ...)")
+        return self
+
+
+class DeliverySettings(_Strict):
+    """How a message the outgoing server did not take is tried again."""
+
+    retry_first_seconds: float = Field(default=60.0, gt=0)
+    retry_max_seconds: float = Field(default=1800.0, gt=0)
+    report_after: Duration = timedelta(hours=1)  # then the coordinator is told (once per message)
 
 
 class PathSettings(_Strict):
@@ -113,6 +169,7 @@ class ConfigFile(_Strict):
     scheduling: SchedulingSettings = SchedulingSettings()
     security: SecuritySettings = SecuritySettings()
     liveness: LivenessSettings = LivenessSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
 
 @dataclass(frozen=True)
@@ -145,6 +202,10 @@ class Config:
     @property
     def liveness(self) -> LivenessSettings:
         return self.settings.liveness
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        return self.settings.delivery
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)

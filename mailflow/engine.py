@@ -8,6 +8,12 @@ store remembers which messages it has handled, so a crash at any point repeats
 nothing: after a restart, a handled message is only filed, and a queued message is
 only sent if it was not recorded as sent. An exception while handling one message
 parks that message (needs-attention, coordinator told) and the engine goes on.
+
+A message the outgoing server does not take stays in the outbox and is tried again
+with capped exponential back-off (delivery.py). When
+the inbox cannot be reached, timers still fire and the outbox is still delivered;
+the source reconnects on its own. `stop()` (SIGTERM, SIGINT) lets the message in
+hand finish, then the daemon returns and the caller closes the connections.
 """
 
 from __future__ import annotations
@@ -19,14 +25,16 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import __version__
 from .bounces import read_bounce
 from .clock import Clock
 from .config import Config
-from .errors import DeliveryError, MailboxError
+from .delivery import Delivery
+from .errors import AuthError, DeliveryError, MailboxError, MailflowError
 from .incoming import Incoming, read_incoming
 from .letters import Letters
 from .liveness import Liveness
-from .mailboxes import Fetched, MailSender, MailSource, open_sender_url
+from .mailboxes import Fetched, MailSender, MailSource, open_sender
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
 from .mailtext import clean
 from .messages import Effects, Messages
@@ -51,6 +59,7 @@ class RunReport:
     sent: int = 0
     failed: int = 0
     outcomes: list[str] = field(default_factory=list)
+    inbox_error: str = ""  # the inbox could not be read; timers and delivery still ran
 
 
 class Engine:
@@ -81,6 +90,8 @@ class Engine:
 
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
+        self.messages = messages
+        self.delivery = Delivery(self.config, self.store, self.sender, messages)
         letters = Letters(self.config, messages)
         self.liveness = Liveness(self.config, self.store, messages)
         self.workflow = Workflow(config=self.config, ruleset=self.ruleset, letters=letters, store=self.store)
@@ -89,16 +100,21 @@ class Engine:
     def run_once(self) -> RunReport:
         """Handle everything waiting in the inbox, fire due timers, deliver, file away."""
         report = RunReport()
-        while not self.stopping.is_set():
-            items = self.source.fetch()[:BATCH]
-            if not items:
-                break
-            self._batch(items, report)
-            if len(items) < BATCH:
-                break
-        self._fire_timers(report)
-        self._check_liveness()
-        self._deliver(report)
+        try:
+            while not self.stopping.is_set():
+                items = self.source.fetch()[:BATCH]
+                if not items:
+                    break
+                self._batch(items, report)
+                if len(items) < BATCH:
+                    break
+        except (MailboxError, AuthError) as error:
+            report.inbox_error = str(error)
+            log.warning("inbox not read: %s", error)
+        if not self.stopping.is_set():
+            self._fire_timers(report)
+            self._check_liveness()
+            self._deliver(report)
         return report
 
     def _check_liveness(self) -> None:
@@ -120,7 +136,7 @@ class Engine:
             self.store.queue(alert, now)
             return
         try:
-            second = open_sender_url(self.config, url)
+            second = open_sender(self.config, url=url)
             try:
                 second.send(alert)
             finally:
@@ -130,7 +146,7 @@ class Engine:
             self.store.queue(alert, now)
 
     def run_forever(self) -> None:
-        """Wait for mail or the next timer, handle it, repeat until `stop()`."""
+        """Wait for mail, the next timer or the next delivery attempt; repeat until `stop()`."""
         while not self.stopping.is_set():
             try:
                 self.run_once()
@@ -138,21 +154,44 @@ class Engine:
                 log.error("this round failed and will be tried again: %s", error)
             if self.stopping.is_set():
                 break
-            next_due = self.store.next_due()
-            timeout = self.config.mail.poll_seconds * 60
-            if next_due is not None:
-                timeout = max(0.0, min(timeout, (next_due - self.clock.now()).total_seconds()))
-            self.source.wait(timeout)
+            self.source.wait(self.seconds_to_wait())
+        log.info("stopping: the message in hand is finished; closing connections")
+
+    def seconds_to_wait(self) -> float:
+        timeout = self.config.mail.poll_seconds * 60
+        now = self.clock.now()
+        for when in (self.store.next_due(), self.store.next_attempt()):
+            if when is not None:
+                timeout = min(timeout, (when - now).total_seconds())
+        return max(0.0, timeout)
 
     def stop(self) -> None:
         self.stopping.set()
         self.source.wake()
+
+    def health(self) -> str:
+        """One line: where mail comes from and goes, and what the state holds."""
+        parts = []
+        for name, end in (("inbox", self.source), ("outbox", self.sender)):
+            try:
+                parts.append(f"{name} {end.describe()}")
+            except (MailflowError, OSError) as error:
+                parts.append(f"{name} UNREACHABLE ({error}; mailflow keeps trying)")
+        waiting = len(self.store.outbox_entries())
+        next_due = self.store.next_due()
+        timer = f"next timer {next_due:%Y-%m-%d %H:%M} UTC" if next_due else "no timer set"
+        return (
+            f"mailflow {__version__}: {'; '.join(parts)}; state {self.store.path}: "
+            f"{len(self.store.open_requests())} open request(s), {waiting} message(s) to send, {timer}"
+        )
 
     # -- one batch of messages ---------------------------------------------------------
     def _batch(self, items: list[Fetched], report: RunReport) -> None:
         now = self.clock.now()
         filing: list[tuple[Fetched, str]] = []
         for item in items:
+            if self.stopping.is_set():
+                break  # the message in hand is finished; the rest wait for the next start
             incoming = read_incoming(item.raw)
             seen = self.store.seen_message(incoming.key)
             if seen is not None:
@@ -165,7 +204,8 @@ class Engine:
             filing.append((item, fx.folder))
             report.handled += 1
             report.outcomes.append(fx.outcome)
-            log.info("%s %s: %s", incoming.message_id, incoming.sender.email or "-", fx.outcome)
+            ref = next(iter(fx.saved), None) or "-"
+            log.info("%s %s from %s: %s", ref, incoming.message_id, incoming.sender.email or "-", fx.outcome)
         self.store.commit(now)
         self._deliver(report)
         for item, folder in filing:
@@ -330,19 +370,7 @@ class Engine:
             self.store.commit(now)
 
     def _deliver(self, report: RunReport) -> None:
-        for outgoing in self.store.pending():
-            try:
-                self.sender.send(outgoing)
-            except (DeliveryError, OSError) as error:
-                report.failed += 1
-                self.store.mark_failed(outgoing.message_id, str(error))
-                log.warning("%s: delivery failed: %s", outgoing.message_id, error)
-                continue
-            self.store.mark_sent(outgoing.message_id)
-            report.sent += 1
-            log.info(
-                "%s sent %s to %s",
-                outgoing.ref or "-",
-                outgoing.purpose,
-                ", ".join(outgoing.recipients),
-            )
+        """Send what is due (delivery.py); failures wait with back-off, the coordinator is told."""
+        outcome = self.delivery.deliver(self.clock.now())
+        report.sent += outcome.sent
+        report.failed += outcome.failed

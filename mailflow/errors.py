@@ -24,11 +24,39 @@ class StateError(MailflowError):
 
 
 class DeliveryError(MailflowError):
-    """A message could not be handed to the outgoing mail route."""
+    """A message could not be handed to the outgoing mail route.
+
+    `permanent`: the server refused this message for good (an SMTP 5yz reply), so the
+    coordinator is told at once; it is still tried again, at the longest interval.
+    `route_down`: the route itself failed (no connection, login refused), so the other
+    messages waiting would fail the same way and are not tried in this pass.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, route_down: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.route_down = route_down
+
+
+class PartlyDelivered(DeliveryError):
+    """The server took the message for some recipients and refused the others.
+
+    The message counts as sent (sending it again would double it for the ones who
+    got it); the refused addresses are reported to the coordinator.
+    """
+
+    def __init__(self, message: str, refused: dict[str, str]) -> None:
+        super().__init__(message, permanent=True)
+        self.refused = refused
 
 
 class MailboxError(MailflowError):
     """The incoming mailbox could not be read or written."""
+
+
+class AuthError(MailflowError):
+    """A server or Microsoft Entra ID refused mailflow's credentials; the message says
+    what to change. Never carries a password, a secret or a token."""
 
 
 class ParseError(MailflowError, ValueError):

@@ -120,6 +120,16 @@ def doc_id(ref: str) -> int:
     return number + 1
 
 
+@dataclass(frozen=True)
+class DeliveryAttempts:
+    """How delivering one outbox message has gone so far."""
+
+    count: int
+    first_failure: datetime | None
+    error: str
+    reported: bool
+
+
 @dataclass
 class SeenMessage:
     key: str
@@ -273,7 +283,8 @@ class Store:
             }
         )
 
-    def pending(self) -> list[Outgoing]:
+    def pending(self, now: datetime | None = None) -> list[Outgoing]:
+        """Messages waiting to be sent, oldest first; with `now`, only those due by then."""
         return [
             Outgoing(
                 doc["message_id"],
@@ -283,10 +294,16 @@ class Store:
                 base64.b64decode(doc["raw"]),
             )
             for doc in self.outbox.all()
+            if now is None or not doc.get("next_attempt") or _time(doc["next_attempt"]) <= now
         ]
 
     def outbox_entries(self) -> list[dict[str, Any]]:
         return [dict(doc) for doc in self.outbox.all()]
+
+    def next_attempt(self) -> datetime | None:
+        """When the earliest message held back after a failure is due to be tried again."""
+        times = [_time(doc["next_attempt"]) for doc in self.outbox.all() if doc.get("next_attempt")]
+        return min(times) if times else None
 
     def mark_sent(self, message_id: str) -> None:
         """Record a delivery at once (append + fsync), before anything else can happen."""
@@ -296,9 +313,35 @@ class Store:
             os.fsync(handle.fileno())
         self.outbox.remove(Query().message_id == message_id)
 
-    def mark_failed(self, message_id: str, error: str) -> None:
+    def mark_failed(
+        self, message_id: str, error: str, *, at: datetime | None = None, next_attempt: datetime | None = None
+    ) -> DeliveryAttempts | None:
+        """Count a failed attempt; the message is not tried again before `next_attempt`."""
         for doc in self.outbox.search(Query().message_id == message_id):
-            self.outbox.update({"attempts": doc["attempts"] + 1, "error": error[:300]}, doc_ids=[doc.doc_id])
+            changes: dict[str, Any] = {"attempts": doc["attempts"] + 1, "error": error[:300]}
+            if at is not None and not doc.get("first_failure"):
+                changes["first_failure"] = at.isoformat()
+            if next_attempt is not None:
+                changes["next_attempt"] = next_attempt.isoformat()
+            self.outbox.update(changes, doc_ids=[doc.doc_id])
+            return self.attempts(message_id)
+        return None
+
+    def attempts(self, message_id: str) -> DeliveryAttempts | None:
+        doc = self.outbox.get(Query().message_id == message_id)
+        if not doc:
+            return None
+        first = doc.get("first_failure")
+        return DeliveryAttempts(
+            count=doc["attempts"],
+            first_failure=_time(first) if first else None,
+            error=doc.get("error", ""),
+            reported=bool(doc.get("reported")),
+        )
+
+    def mark_reported(self, message_id: str) -> None:
+        """The coordinator has been told about this message (told once, not at every retry)."""
+        self.outbox.update({"reported": True}, Query().message_id == message_id)
 
     def _apply_sent_journal(self) -> None:
         if not self.sent_journal.exists():

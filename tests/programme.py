@@ -37,8 +37,7 @@ time_zone = "America/Chicago"
 default_format = "video"
 {programme_lines}
 [mail]
-inbox = "maildir:mailbox"
-outbox = "maildir:outbox"
+{mail}
 
 [paths]
 rules = "rules"
@@ -68,15 +67,26 @@ def request_mail(
     return message.as_bytes()
 
 
+MAILDIRS = """inbox = "maildir:mailbox"
+outbox = "maildir:outbox"
+"""
+
+
 class Programme:
     def __init__(
-        self, root: Path, rules: Path = DATA / "rules", extra_config: str = "", programme_lines: str = ""
+        self,
+        root: Path,
+        rules: Path = DATA / "rules",
+        extra_config: str = "",
+        programme_lines: str = "",
+        mail: str = MAILDIRS,
     ) -> None:
         self.root = root
         shutil.copytree(rules, root / "rules")
         self.config_path = root / "config.toml"
         self.config_path.write_text(
-            CONFIG.format(templates=REPO / "templates", programme_lines=programme_lines) + extra_config
+            CONFIG.format(templates=REPO / "templates", programme_lines=programme_lines, mail=mail)
+            + extra_config
         )
         self.now = parse_iso(START)
         self.seen: set[str] = set()

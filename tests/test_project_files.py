@@ -32,6 +32,7 @@ MESSAGES = {
     "canary",
     "liveness_alert",
     "too_large",
+    "delivery_problem",
 }
 
 

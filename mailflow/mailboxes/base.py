@@ -37,12 +37,20 @@ class MailSource(Protocol):
         """Make a `wait` in progress return at once (used on shutdown)."""
         ...
 
+    def describe(self) -> str:
+        """One line for the health summary; may connect, and raises when it cannot."""
+        ...
+
     def close(self) -> None: ...
 
 
 class MailSender(Protocol):
     def send(self, outgoing: Outgoing) -> None:
         """Deliver one message; raise DeliveryError when it could not be handed over."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the health summary; may connect, and raises when it cannot."""
         ...
 
     def close(self) -> None: ...

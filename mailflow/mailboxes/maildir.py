@@ -75,6 +75,10 @@ class MaildirSource:
     def wake(self) -> None:
         self._wake.set()
 
+    def describe(self) -> str:
+        waiting = sum(1 for sub in ("new", "cur") for name in os.listdir(self.path / sub) if name[:1] != ".")
+        return f"maildir:{self.path} (polling every {self.poll_seconds:g}s; {waiting} waiting)"
+
     def _has_mail(self) -> bool:
         return any(not name.startswith(".") for sub in ("new", "cur") for name in os.listdir(self.path / sub))
 
@@ -109,3 +113,6 @@ class MaildirSender:
 
     def close(self) -> None:
         pass
+
+    def describe(self) -> str:
+        return f"maildir:{self.path}"
