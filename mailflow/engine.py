@@ -22,13 +22,14 @@ from datetime import datetime
 from .clock import Clock
 from .config import Config
 from .errors import DeliveryError
+from .freebusy import FreeBusy
 from .incoming import Incoming, read_incoming
 from .letters import Letters
 from .mailboxes import Fetched, MailSender, MailSource
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
 from .messages import Effects, Messages
 from .render import Renderer
-from .route import Kind, route
+from .route import Kind, Route, route
 from .rules import Ruleset, load_rules
 from .store import Store
 from .tokens import Tokens, load_secret
@@ -77,7 +78,13 @@ class Engine:
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
         letters = Letters(self.config, messages)
-        self.workflow = Workflow(config=self.config, ruleset=self.ruleset, letters=letters, store=self.store)
+        self.workflow = Workflow(
+            config=self.config,
+            ruleset=self.ruleset,
+            letters=letters,
+            store=self.store,
+            free_busy=FreeBusy(self.config.rules_dir),
+        )
 
     # -- the daemon --------------------------------------------------------------------
     def run_once(self) -> RunReport:
@@ -174,6 +181,8 @@ class Engine:
             return fx
         if found.kind is Kind.NEW_REQUEST:
             return self.workflow.new_request(incoming, now)
+        if found.kind is Kind.CALENDAR:
+            return self._calendar_answer(incoming, found, now)
         assert found.ref is not None
         request = self.store.find(found.ref)
         if request is None:
@@ -197,6 +206,20 @@ class Engine:
                 "on it yourself.",
             )
         return self.workflow.reply(request, role, incoming, now)
+
+    def _calendar_answer(self, incoming: Incoming, found: Route, now: datetime) -> Effects:
+        """A calendar's answer, routed by the UID of the session it answers; never replied to."""
+        assert found.calendar is not None
+        request = self.store.find(found.ref) if found.ref else None
+        if request is None:
+            return self.workflow.park(
+                Effects(),
+                incoming,
+                now,
+                reason=found.reason + ("" if found.ref is None else ": no such request"),
+                advice="A calendar answered an invitation mailflow does not know; nothing was recorded.",
+            )
+        return self.workflow.calendar_answer(request, found.calendar, incoming, now)
 
     def _known_ref(self, ref: str) -> bool:
         return self.store.get(ref) is not None or self.store.ref_taken(ref)

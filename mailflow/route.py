@@ -1,9 +1,13 @@
-"""Routing: what is this message? Noise, a new request, or a reply to a request.
+"""Routing: what is this message? Noise, a calendar answer, a new request, or a reply.
 
-Noise (auto-replies, bounces, list mail, our own messages) is never answered. A reply
-is recognised, in this order, by the reply address it was sent to (reference, role
-and token), by the reference code in its subject, or by In-Reply-To / References
-naming a message mailflow sent. Everything else is a new request.
+Our own messages are recognised first (the loop header). Then calendar answers: an
+iTIP REPLY is automatic mail and often carries the very headers the noise rules drop
+(Auto-Submitted, Precedence), so it is recognised before them, and routed by the UID
+of the session it answers, which holds the reference code (`mm-7f3k2-1-…@library.org`).
+Noise (auto-replies, bounces, list mail) is never answered. A reply is recognised, in
+this order, by the reply address it was sent to (reference, role and token), by the
+reference code in its subject, or by In-Reply-To / References naming a message
+mailflow sent. Everything else is a new request.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from enum import StrEnum
 from .compose import LOOP_HEADER
 from .incoming import Incoming
 from .model import Role
+from .rsvp import CalendarAnswer, find_calendar_answer
 from .tokens import Tokens, find_ref
 
 
@@ -23,6 +28,7 @@ class Kind(StrEnum):
     NOISE = "noise"
     NEW_REQUEST = "new request"
     REPLY = "reply"
+    CALENDAR = "calendar answer"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Route:
     role: Role | None = None  # the role named by a valid reply address
     token: str | None = None  # the token found, valid or not
     token_valid: bool = False
+    calendar: CalendarAnswer | None = None  # for Kind.CALENDAR
 
 
 _MAILER = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)[@+-]", re.IGNORECASE)
@@ -75,6 +82,11 @@ def route(
     own_address: str,
 ) -> Route:
     """`known_ref(ref) -> bool`; `ref_for_message(message_id) -> ref | None`."""
+    if incoming.header(LOOP_HEADER) or incoming.sender.email == own_address.lower():
+        return Route(Kind.NOISE, noise_reason(incoming, own_address, loop_token) or "our own message")
+    answer = find_calendar_answer(incoming.message)
+    if answer is not None:
+        return _calendar_route(answer, own_address)
     why = noise_reason(incoming, own_address, loop_token)
     if why:
         return Route(Kind.NOISE, why)
@@ -101,3 +113,20 @@ def route(
     if subject_ref:
         return Route(Kind.REPLY, f"reference {subject_ref} in the subject is not known", ref=subject_ref)
     return Route(Kind.NEW_REQUEST, "no reference, reply address or thread: a new request")
+
+
+def _calendar_route(answer: CalendarAnswer, own_address: str) -> Route:
+    """A calendar answer goes to the request named in the UID of a session we sent."""
+    domain = "@" + own_address.partition("@")[2].lower()
+    refs = {find_ref(uid) for uid in answer.uids if uid.lower().endswith(domain)} - {None}
+    what = f"calendar {answer.method} from {answer.client}"
+    if len(refs) == 1:
+        ref = refs.pop()
+        return Route(Kind.CALENDAR, f"{what} for a session of {ref}", ref=ref, calendar=answer)
+    uids = ", ".join(answer.uids) or "no UID"
+    reason = (
+        f"{what} for sessions of several requests ({uids})"
+        if refs
+        else f"{what} for an event mailflow did not send ({uids})"
+    )
+    return Route(Kind.CALENDAR, reason, calendar=answer)

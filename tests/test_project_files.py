@@ -29,6 +29,9 @@ MESSAGES = {
     "session_cancelled",
     "needs_attention",
     "coordinator_note",
+    "session_moved",
+    "reschedule_failed",
+    "mentor_declined",
 }
 
 
