@@ -11,8 +11,8 @@ from typing import Any
 
 from .clock import SystemClock
 from .config import check_config
-from .freebusy import check_free_busy
 from .errors import TemplateError
+from .freebusy import check_free_busy
 from .render import LAYOUT, Renderer
 from .rules import check_rules
 from .tomlsource import Issue

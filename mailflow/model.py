@@ -224,6 +224,7 @@ class Booking:
     status: str = "confirmed"  # confirmed | cancelled
     rsvp: dict[str, str] = field(default_factory=dict)  # attendee email -> PARTSTAT
     rsvp_at: dict[str, datetime] = field(default_factory=dict)  # attendee email -> the answer's DTSTAMP
+    earlier: list[datetime] = field(default_factory=list)  # starts it had before each reschedule
 
 
 @dataclass

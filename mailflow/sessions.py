@@ -16,12 +16,14 @@ as `Effects`; letters.py writes the messages, scheduling.py finds the times.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from .config import Config
 from .directory import Mentor
 from .incoming import Incoming
+from .invite import Interval
 from .letters import Letters
 from .messages import Effects
 from .model import Booking, Budget, Person, Policy, Request, Role, SessionSpec, State, Timer, TimerKind
@@ -136,7 +138,7 @@ class Sessions:
             mentor,
             budget,
             now,
-            avoid=[(b.start, b.end) for b in ahead],
+            avoid=self._days_tried(request, ahead, mentor),
             moving=True,
             not_before=held[-1].start + gap if held else None,
         )
@@ -153,6 +155,7 @@ class Sessions:
             return
         if ahead:
             for booking, session in zip(ahead, planned.sessions, strict=True):
+                booking.earlier.append(booking.start)
                 booking.start, booking.end = session.start, session.end
                 booking.sequence += 1
                 booking.rsvp, booking.rsvp_at = {}, {}  # a new time needs a new answer
@@ -169,6 +172,21 @@ class Sessions:
             self.letters.rescheduled(request, mentor, moved, requester, reason, now, new=not ahead)
         )
         fx.outcome = f"{request.ref} rescheduled by the {by.value}"
+
+    def _days_tried(self, request: Request, ahead: list[Booking], mentor: Mentor) -> list[Interval]:
+        """A reschedule moves a session to another day: not the day it is on now, nor any day
+        it was on before (in either person's zone), so two people cannot ping-pong between two times."""
+        zones = {ZoneInfo(mentor.time_zone), ZoneInfo(self.planner.protege_zone(request))}
+        days = []
+        for booking in ahead:
+            for start in [*booking.earlier, booking.start]:
+                for zone in zones:
+                    local = start.astimezone(zone)
+                    midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
+                    days.append(
+                        (midnight, datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone))
+                    )
+        return days
 
     # -- calendar answers (iTIP REPLY) ---------------------------------------------------
     def calendar_answer(
