@@ -67,6 +67,7 @@ def answer_invitation(
         stamp=when,
         summary=event.summary,
         comment=comment,
+        prodid="-//mailflow//demo calendar//EN",
     )
     message = EmailMessage()
     message["From"] = f"{sender.name} <{sender.email}>" if sender.name else sender.email

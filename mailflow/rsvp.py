@@ -152,7 +152,8 @@ def client_name(prodid: str) -> str:
     ):
         if needle in text:
             return name
-    return prodid.strip("-/ ").split("//")[0] or "a calendar"
+    parts = [p.replace("NONSGML", "").strip() for p in prodid.split("//") if p.strip("-/ ")]
+    return " ".join(p for p in parts[:2] if p) or "a calendar"
 
 
 def subject_answer(subject: str) -> tuple[str, str] | None:
