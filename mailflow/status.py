@@ -105,12 +105,14 @@ def history(request: Request) -> str:
 
 def session_line(request: Request, booking: Booking) -> str:
     """`call 2026-12-08 23:00-23:45 UTC, confirmed, sequence 1, RSVP: protégé ACCEPTED, mentor no answer`."""
-    who = {request.protege.email: "protégé"}
+    who = {ask.mentor: f"mentor {ask.mentor}" for ask in request.asks}  # a mentor who left
+    who[request.protege.email] = "protégé"
     if request.mentor:
         who[request.mentor.email] = "mentor"
     answers = [f"{who.get(address, address)} {answer}" for address, answer in booking.rsvp.items()]
     if booking.status == "confirmed":
-        answers += [f"{label} no answer" for address, label in who.items() if address not in booking.rsvp]
+        current = [request.protege.email] + ([request.mentor.email] if request.mentor else [])
+        answers += [f"{who[address]} no answer" for address in current if address not in booking.rsvp]
     rsvp = f", RSVP: {', '.join(answers)}" if answers else ""
     return (
         f"{booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M} UTC, {booking.status}, "
