@@ -292,6 +292,13 @@ class Sessions:
             )
             fx.outcome = f"calendar answer for a withdrawn session of {request.ref}, no action"
             return ""
+        if role is None and rsvp.attendee == self.coordinator.email.lower():
+            # The coordinator, copied on the introduction, put the session in their own calendar.
+            request.note(
+                now, "calendar answer ignored", f"the coordinator's calendar {rsvp.partstat} {session}"
+            )
+            fx.outcome = f"the coordinator's calendar answered a session of {request.ref}, no action"
+            return ""
         if role is None:
             return f"{rsvp.attendee} answered {session} of {request.ref}, but is not one of its attendees"
         if incoming.sender.email != rsvp.attendee:  # RFC 6047 section 3: the attendee answers for themself

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from icalendar import Calendar
@@ -146,9 +147,9 @@ def test_busy_periods_read_freebusy_all_day_overrides_and_skip_free_time() -> No
 
 class _Calendar(BaseHTTPRequestHandler):
     body = b""
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:  # the http.server API
         _Calendar.paths.append(self.path)
         self.send_response(200 if self.body else 404)
         self.send_header("Content-Type", "text/calendar")

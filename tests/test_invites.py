@@ -398,3 +398,19 @@ def ask_protege_decline(programme: Programme, intro):  # type: ignore[no-untyped
     )
     programme.run(after=timedelta(minutes=5))
     return programme.new()
+
+
+def test_a_reschedule_after_no_common_time_looks_again_and_invites(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    programme = Programme(tmp_path, rules=CALENDAR_RULES, extra_config='\n[scheduling]\nhorizon = "3w"\n')
+    body = "Topic: open access\nTime budget: 45 minutes\nTime zone: Europe/London\n"
+    intro = only(request_for(programme, "ana@example.org", body), "introduction")
+    assert programme.request_of(ref_of(intro)).bookings == []  # Olga is away until 27 December
+    programme.run(at="2026-12-20T12:00:00+00:00")
+    programme.new()
+    programme.answer(intro, "reschedule - can we try again now?", sender="ana@example.org")
+    programme.run(after=timedelta(hours=1))
+    invitation = only(programme.new(), "new time for session 1")
+    assert str(invitation["Subject"]).startswith(f"[{ref_of(intro)}] New invitation")
+    event = invite_of(invitation)
+    assert int(event["SEQUENCE"]) == 0 and minutes(event) == 45
+    assert span(event)[0].astimezone(ZoneInfo("Europe/Berlin")).date().isoformat() == "2026-12-29"

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from mailflow.correspondent import answer_invitation
+from mailflow.correspondent import answer_invitation, read
 from mailflow.model import Person, State
 
 from .calendars import invite_of
@@ -241,3 +241,30 @@ def test_a_late_answer_for_a_cancelled_request_is_filed_quietly(programme: Progr
     assert answer(programme, calendar_answer("outlook-accepted", uid)) == []
     assert programme.request_of(ref).state is State.CANCELLED
     assert programme.folder("needs-attention") == []
+
+
+def test_the_coordinators_own_calendar_answer_is_filed_without_a_note(programme: Programme) -> None:
+    ref, _ = introduced(programme)
+    intro = of(programme.outbox(), "introduction")[0]
+    coordinator = Person("coordinator@library.org", "Programme coordinator")
+    assert answer(programme, answer_invitation(intro, coordinator, "ACCEPTED", programme.now)) == []
+    request = programme.request_of(ref)
+    assert request.bookings[0].rsvp == {}
+    assert request.history[-1].reason.startswith("the coordinator's calendar ACCEPTED")
+
+
+def test_an_outlook_answer_wrapped_in_tnef_is_read_from_its_subject(programme: Programme) -> None:
+    # Exchange sends rich-text contacts a winmail.dat instead of text/calendar.
+    ref, _ = introduced(programme)
+    summary = str(invite_of(of(programme.outbox(), "introduction")[0])["SUMMARY"])
+    from .programme import request_mail
+
+    message = read(request_mail(VIOLETA, "", subject=f"Declined: {summary}", name="Violeta Garza"))
+    message.add_attachment(
+        b"\x78\x9f\x3e\x22" + b"\0" * 64, maintype="application", subtype="ms-tnef", filename="winmail.dat"
+    )
+    sent = answer(programme, message.as_bytes())
+    request = programme.request_of(ref)
+    assert request.state is State.ASKING  # the mentor's decline: the next candidate is asked
+    assert only(sent, "ask")["To"].addresses[0].addr_spec != VIOLETA
+    assert request.withdrawn[0].rsvp == {VIOLETA: "DECLINED"}
