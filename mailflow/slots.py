@@ -12,6 +12,7 @@ on different dates in different zones, are respected.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -22,6 +23,7 @@ from .model import Budget, SessionSpec, Window
 
 Interval = tuple[datetime, datetime]
 UTC = ZoneInfo("UTC")
+MAX_FIRST_STARTS = 400  # start times tried for the first session of a budget with a span
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,11 @@ def plan_sessions(
     count = len(specs)
     gap = timedelta(days=(budget.span_days / count) if budget.span_days else 7)
     if budget.span_days and count > 1:
-        within = _within_span(
-            specs, free, earliest, horizon_end, settings, gap, timedelta(days=budget.span_days)
-        )
-        if within:
-            return SlotPlan(within)
+        span = timedelta(days=budget.span_days)
+        for spacing in dict.fromkeys((gap, max(timedelta(days=1), gap / 2), timedelta(days=1))):
+            within = _within_span(specs, free, earliest, horizon_end, settings, spacing, span)
+            if within:  # inside the span, as evenly spread as the calendars allow
+                return SlotPlan(within)
     placed, failed = _place(specs, free, earliest, horizon_end, settings, gap)
     if failed is not None:
         spec = specs[failed]
@@ -126,12 +128,15 @@ def _within_span(
     gap: timedelta,
     span: timedelta,
 ) -> list[PlannedSession] | None:
-    """The earliest plan whose sessions all end within `span` of the first one's start."""
+    """The earliest plan whose sessions all end within `span` of the first one's start
+    (trying the first `MAX_FIRST_STARTS` start times; after that the plan may spread wider)."""
     step = timedelta(minutes=settings.step_minutes)
     first = timedelta(minutes=specs[0].minutes)
+    tried = 0
     for begin, end in free:
         start = _round_up(max(begin, earliest), settings.step_minutes)
-        while start + first <= min(end, latest):
+        while start + first <= min(end, latest) and tried < MAX_FIRST_STARTS:
+            tried += 1
             opening = PlannedSession(specs[0].kind, start, start + first)
             after = start + (settings.debrief_after if specs[0].kind == "shadowing" else gap)
             placed, failed = _place(
@@ -183,7 +188,7 @@ def first_fit(
     avoid: Sequence[Interval] = (),
 ) -> datetime | None:
     """The first step-aligned start in `free`, at or after `earliest`, clear of `avoid`."""
-    for begin, end in free:
+    for begin, end in free[bisect_right(free, earliest, key=lambda interval: interval[1]) :]:
         if begin >= latest:
             break
         start = _round_up(max(begin, earliest), step_minutes)
