@@ -126,6 +126,11 @@ def sample_context() -> dict[str, Any]:
         "comment": "I am away that week, sorry.",
         "to_mentor": False,
         "next_step": "rematch",
+        "size": "12.3 MB",
+        "limit": "10 MB",
+        "canary_id": "3f2a9c1d",
+        "sent_at": "2026-12-01T15:00:00+00:00",
+        "deadline": "0:15:00",
     }
 
 

@@ -106,6 +106,7 @@ def status(
 ) -> None:
     """Every request and its state, or one request's whole history with reasons."""
     from . import status as show
+    from .liveness import summary as liveness_summary
     from .model import Request
     from .store import Store
 
@@ -132,10 +133,12 @@ def status(
     if state_filter:
         requests = [r for r in requests if r.state.value == state_filter]
     rows = [show.request_row(r, now) for r in requests]
+    canary = liveness_summary(config, store, now)
     if as_json:
-        click.echo(json.dumps({"requests": rows, "log": store.recent_log(50)}, indent=2))
+        click.echo(json.dumps({"requests": rows, "log": store.recent_log(50), "liveness": canary}, indent=2))
         return
     click.echo(show.table(rows))
+    click.echo(f"\n{canary}")
     entries = store.recent_log(10)
     if entries:
         click.echo("\nRecent decisions not tied to one request:")

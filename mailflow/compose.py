@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from .invite import CalendarPart
+from .mailpolicy import POLICY
 from .model import Person
 from .render import Rendered
 
@@ -56,8 +57,9 @@ def compose(
     loop_token: str,
     purpose: str = "",
     calendars: list[CalendarPart] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = address(sender)
     message["To"] = [address(p) for p in envelope.to]
     if envelope.cc:
@@ -77,6 +79,8 @@ def compose(
     message[LOOP_HEADER] = loop_token
     if purpose:
         message[PURPOSE_HEADER] = purpose
+    for name, value in (headers or {}).items():
+        message[name] = header_safe(value)
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for part in calendars or []:

@@ -94,6 +94,16 @@ class SchedulingSettings(_Strict):
 class SecuritySettings(_Strict):
     secret_env: str = "MAILFLOW_SECRET"
     auto_replies_per_sender_per_day: int = Field(default=10, ge=1)
+    require_token: bool = True  # act on a reply only with its reply-address token (or thread)
+    require_dmarc: bool = False  # ...and only when the receiving server says dmarc=pass
+    authserv_id: str = ""  # whose Authentication-Results header to trust (RFC 8601)
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000)
+
+
+class LivenessSettings(_Strict):
+    canary_every: Duration | None = None  # e.g. "1h"; unset: no canary
+    canary_deadline: Duration = timedelta(minutes=15)
+    alert_outbox: str | None = None  # a second route for alerts, e.g. smtp://other.example.org
 
 
 class ConfigFile(_Strict):
@@ -102,6 +112,7 @@ class ConfigFile(_Strict):
     paths: PathSettings = PathSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
     security: SecuritySettings = SecuritySettings()
+    liveness: LivenessSettings = LivenessSettings()
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,10 @@ class Config:
     @property
     def security(self) -> SecuritySettings:
         return self.settings.security
+
+    @property
+    def liveness(self) -> LivenessSettings:
+        return self.settings.liveness
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)

@@ -19,15 +19,20 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .bounces import read_bounce
 from .clock import Clock
 from .config import Config
-from .errors import DeliveryError
+from .errors import DeliveryError, MailboxError
 from .freebusy import FreeBusy
 from .incoming import Incoming, read_incoming
 from .letters import Letters
-from .mailboxes import Fetched, MailSender, MailSource
+from .liveness import Liveness
+from .mailboxes import Fetched, MailSender, MailSource, open_sender_url
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
+from .mailtext import clean
 from .messages import Effects, Messages
+from .model import Outgoing
+from .noise import NoiseKind
 from .render import Renderer
 from .route import Kind, Route, route
 from .rules import Ruleset, load_rules
@@ -78,6 +83,7 @@ class Engine:
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
         letters = Letters(self.config, messages)
+        self.liveness = Liveness(self.config, self.store, messages)
         self.workflow = Workflow(
             config=self.config,
             ruleset=self.ruleset,
@@ -98,13 +104,45 @@ class Engine:
             if len(items) < BATCH:
                 break
         self._fire_timers(report)
+        self._check_liveness()
         self._deliver(report)
         return report
+
+    def _check_liveness(self) -> None:
+        now = self.clock.now()
+        canaries, alert = self.liveness.tick(now)
+        for outgoing in canaries:
+            self.store.queue(outgoing, now)
+        if alert is not None:
+            log.error("liveness: the canary did not come back in time; alerting %s", alert.recipients)
+            self.store.log(now, "liveness alert", "the canary did not come back within its deadline")
+            self._send_alert(alert, now)
+        if canaries or alert is not None:
+            self.store.commit(now)
+
+    def _send_alert(self, alert: Outgoing, now: datetime) -> None:
+        """By the second route when one is configured (the first may be what is broken)."""
+        url = self.config.liveness.alert_outbox
+        if url is None:
+            self.store.queue(alert, now)
+            return
+        try:
+            second = open_sender_url(self.config, url)
+            try:
+                second.send(alert)
+            finally:
+                second.close()
+        except (DeliveryError, OSError) as error:
+            log.error("liveness alert could not be sent by %s either: %s", url, error)
+            self.store.queue(alert, now)
 
     def run_forever(self) -> None:
         """Wait for mail or the next timer, handle it, repeat until `stop()`."""
         while not self.stopping.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except (MailboxError, DeliveryError, OSError) as error:
+                log.error("this round failed and will be tried again: %s", error)
             if self.stopping.is_set():
                 break
             next_due = self.store.next_due()
@@ -144,7 +182,7 @@ class Engine:
         try:
             return self._handle(incoming, now)
         except Exception as error:  # one bad message must never stop the daemon
-            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            detail = clean("".join(traceback.format_exception_only(type(error), error)).strip())
             log.exception("%s: failed, parked in needs-attention", incoming.message_id)
             try:
                 return self.workflow.park(
@@ -171,14 +209,9 @@ class Engine:
             own_address=self.config.programme.address,
         )
         if found.kind is Kind.NOISE:
-            fx = Effects(folder=PROCESSED, outcome=f"skipped: {found.reason}")
-            fx.log.append(
-                (
-                    "skipped",
-                    f"{incoming.message_id} from {incoming.sender.email or '-'}: {found.reason}",
-                )
-            )
-            return fx
+            return self._noise(incoming, found, now)
+        if incoming.size > self.config.security.max_message_bytes:
+            return self.workflow.too_large(incoming, self.config.security.max_message_bytes, now)
         if found.kind is Kind.NEW_REQUEST:
             return self.workflow.new_request(incoming, now)
         if found.kind is Kind.CALENDAR:
@@ -193,7 +226,7 @@ class Engine:
                 reason=f"{found.reason}: no such request",
                 advice="Check the reference; the sender may have mistyped it.",
             )
-        role, problem = self.workflow.resolve_role(request, found, incoming.sender.email)
+        role, problem = self.workflow.resolve_role(request, found, incoming)
         if role is None:
             return self.workflow.park(
                 Effects(),
@@ -221,10 +254,42 @@ class Engine:
             )
         return self.workflow.calendar_answer(request, found.calendar, incoming, now)
 
+    def _noise(self, incoming: Incoming, found: Route, now: datetime) -> Effects:
+        """Never answered; but a bounce, a mentor's out-of-office and our canary mean something."""
+        noise = found.noise
+        if noise is not None and noise.kind is NoiseKind.CANARY:
+            return Effects(outcome=self.liveness.seen(incoming, now))
+        if noise is not None and noise.kind is NoiseKind.BOUNCE:
+            bounce = read_bounce(incoming.message)
+            for original in bounce.original_ids:
+                ref = self.store.ref_for_message(original)
+                request = self.store.get(ref) if ref else None
+                if request is not None:
+                    return self.workflow.bounce(request, bounce.failures, original, now)
+        if noise is not None and noise.kind is NoiseKind.AUTO_REPLY:
+            behind = route(
+                incoming,
+                self.tokens,
+                known_ref=self._known_ref,
+                ref_for_message=self.store.ref_for_message,
+                loop_token=self.loop_token,
+                own_address=self.config.programme.address,
+                check_noise=False,
+            )
+            request = self.store.get(behind.ref) if behind.ref else None
+            if request is not None and request.current_ask is not None:
+                return self.workflow.out_of_office(request, incoming, now)
+        fx = Effects(folder=PROCESSED, outcome=f"skipped: {found.reason}")
+        fx.log.append(
+            ("skipped", f"{incoming.message_id} from {incoming.sender.email or '-'}: {found.reason}")
+        )
+        return fx
+
     def _known_ref(self, ref: str) -> bool:
         return self.store.get(ref) is not None or self.store.ref_taken(ref)
 
     def _apply(self, fx: Effects, now: datetime) -> None:
+        self._limit_auto_replies(fx, now)
         for request in fx.saved.values():
             self.store.put(request)
         for ref, after in fx.unbook:
@@ -238,6 +303,34 @@ class Engine:
         touched = next(iter(fx.saved), None)
         for what, reason in fx.log:
             self.store.log(now, what, reason, ref=touched)
+        if fx.unavailable:
+            away = dict(self.store.get_meta("unavailable", {}) or {})
+            away.update({mentor: until.isoformat() for mentor, until in fx.unavailable})
+            self.store.set_meta("unavailable", {m: t for m, t in away.items() if t > now.isoformat()})
+
+    def _limit_auto_replies(self, fx: Effects, now: datetime) -> None:
+        """At most `auto_replies_per_sender_per_day` automatic answers to one address."""
+        limit = self.config.security.auto_replies_per_sender_per_day
+        day = now.date().isoformat()
+        counts = self.store.get_meta("auto_replies", {}) or {}
+        if counts.get("day") != day:
+            counts = {"day": day}
+        kept = []
+        for outgoing in fx.outgoing:
+            sender = outgoing.auto_reply_to
+            if sender is None:
+                kept.append(outgoing)
+                continue
+            counts[sender] = counts.get(sender, 0) + 1
+            if counts[sender] <= limit:
+                kept.append(outgoing)
+                continue
+            why = f"not sent: {counts[sender] - 1} automatic replies to {sender} today (limit {limit})"
+            fx.log.append(("rate limit", f"{outgoing.purpose} {outgoing.message_id}: {why}"))
+            if outgoing.ref in fx.saved:
+                fx.saved[outgoing.ref].note(now, f"{outgoing.purpose} not sent", why)
+        fx.outgoing = kept
+        self.store.set_meta("auto_replies", counts)
 
     # -- timers and delivery -----------------------------------------------------------
     def _fire_timers(self, report: RunReport) -> None:

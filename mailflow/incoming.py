@@ -5,13 +5,15 @@ still becomes an `Incoming` (with `defects`), so it can be parked, not lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
-from .mailtext import body_text, header_text, new_text, read_message
+from .mailtext import body_text, clean, header_text, new_text, read_message
 from .model import Person
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -39,7 +41,7 @@ def read_incoming(raw: bytes) -> Incoming:
     message = read_message(raw)
     digest = hashlib.sha256(raw).hexdigest()[:16]
     message_id = _first_id(header_text(message, "Message-ID")) or f"<no-id-{digest}@mailflow>"
-    name, email = parseaddr(header_text(message, "From"))
+    name, email = _sender(message)
     recipients: list[str] = []
     for header in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         for value in _all(message, header):
@@ -72,9 +74,19 @@ def read_incoming(raw: bytes) -> Incoming:
     )
 
 
+def _sender(message: EmailMessage) -> tuple[str, str]:
+    """The From address, read from the raw header so that a display name holding anything
+    (even an encoded CR/LF, which the standard library refuses to decode) cannot hide it."""
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "from"), "")
+    name, email = parseaddr(" ".join(raw.split()))
+    with contextlib.suppress(Exception):  # an undecodable display name is kept as written
+        name = str(make_header(decode_header(name)))
+    return clean(" ".join(name.split())), clean(email)
+
+
 def _all(message: EmailMessage, name: str) -> list[str]:
     try:
-        return [" ".join(str(v).split()) for v in message.get_all(name) or []]
+        return [clean(" ".join(str(v).split())) for v in message.get_all(name) or []]
     except Exception:
         return []
 

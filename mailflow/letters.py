@@ -432,6 +432,16 @@ class Letters:
             },
         )
 
+    def too_large(self, incoming: Incoming, size: str, limit: str, now: datetime) -> Outgoing:
+        return self.messages.build(
+            template="too_large",
+            purpose="too large",
+            to=[incoming.sender],
+            now=now,
+            answering=incoming,
+            context={"subject": incoming.subject or "(no subject)", "size": size, "limit": limit},
+        )
+
     # -- sessions and calendars --------------------------------------------------------
     def protege_zone(self, request: Request) -> str:
         return request.form.time_zone or self.config.programme.time_zone

@@ -11,11 +11,12 @@ from __future__ import annotations
 import email
 import re
 from collections.abc import Iterator
-from email import policy
 from email.message import EmailMessage, Message
 
 import html2text
 from mailparser_reply.parser import EmailMessage as ReplyText
+
+from .mailpolicy import POLICY
 
 MAX_DEPTH = 20
 _REPLY_LANGUAGES = ["en", "es", "fr", "de"]
@@ -30,7 +31,7 @@ _QUOTE_HEADER = re.compile(
 
 def read_message(raw: bytes) -> EmailMessage:
     """Parse a message; malformed input gives a message with defects, never an exception."""
-    message = email.message_from_bytes(raw, policy=policy.default)
+    message = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
     return message
 
@@ -71,7 +72,7 @@ def decode_part(part: Message) -> str:
     """Decode a text part by its declared charset; latin-1 is read as its superset windows-1252."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
-        return str(part.get_payload() or "")
+        return clean(str(part.get_payload() or ""))
     charset = (part.get_content_charset() or "utf-8").lower()
     if charset in ("latin-1", "latin1", "iso-8859-1", "us-ascii", "ascii"):
         charset = "windows-1252"
@@ -126,4 +127,9 @@ def header_text(message: Message, name: str) -> str:
         return ""
     if value is None:
         return ""
-    return " ".join(str(value).split())
+    return clean(" ".join(str(value).split()))
+
+
+def clean(text: str) -> str:
+    """Text safe to store and log: raw bytes the parser kept as surrogates become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

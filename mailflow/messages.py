@@ -34,6 +34,7 @@ class Effects:
     unbook: list[tuple[str, datetime | None]] = field(default_factory=list)
     pairings: list[tuple[str, str, str]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    unavailable: list[tuple[str, datetime]] = field(default_factory=list)  # mentor, until
     folder: str = "processed"
     outcome: str = ""
 
@@ -117,6 +118,7 @@ class Messages:
         cc: list[Person] | None = None,
         calendars: list[CalendarPart] | None = None,
         answering: Incoming | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Outgoing:
         full_context = self.base_context(request)
         full_context.update(context or {})
@@ -148,9 +150,12 @@ class Messages:
             loop_token=self.loop_token,
             purpose=purpose,
             calendars=calendars,
+            headers=headers,
         )
+        addressed = recipients(message)
         if request is not None:
             request.message_ids.append(message_id)
+            request.sent_to[message_id] = addressed
             if answering and answering.message_id not in request.message_ids:
                 request.message_ids.append(answering.message_id)
             names = ", ".join(p.email for p in to + (cc or []))
@@ -159,8 +164,9 @@ class Messages:
             message_id=message_id,
             ref=request.ref if request else None,
             purpose=purpose,
-            recipients=recipients(message),
+            recipients=addressed,
             raw=message.as_bytes(),
+            auto_reply_to=answering.sender.email if answered and answering else None,
         )
 
 

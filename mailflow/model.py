@@ -272,6 +272,7 @@ class Request:
     clarifications: dict[str, int] = field(default_factory=dict)
     round_start: int = 0  # asks before this index belong to an earlier round (before a retry)
     message_ids: list[str] = field(default_factory=list)
+    sent_to: dict[str, list[str]] = field(default_factory=dict)  # our Message-ID -> recipients
     history: list[Event] = field(default_factory=list)
 
     @property
@@ -311,3 +312,4 @@ class Outgoing:
     purpose: str
     recipients: list[str]
     raw: bytes
+    auto_reply_to: str | None = None  # the sender this message answers automatically

@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+from dateutil import parser as dateparser
 
 from .budget import parse_budget
 from .durations import find_amounts, words_to_numbers
@@ -208,4 +211,33 @@ def _reflection_key(text: str) -> str | None:
     for key, names in REFLECTION_KEYS.items():
         if plain in names:
             return key
+    return None
+
+
+_RETURN = re.compile(
+    r"\b(?:until|till|back (?:in the office )?on|back|return(?:ing)? (?:to the office )?on|returning|"
+    r"return|away through|hasta el|hasta|regreso el|vuelvo el)\s+(?P<date>[^.;\n]{3,40})",
+    re.IGNORECASE,
+)
+
+
+def read_return_date(text: str, now: datetime) -> datetime | None:
+    """When an out-of-office reply says its writer is back, or None if it does not say.
+
+    Reads phrases like "until Monday 14 December", "back on 2027-01-04", "returning
+    January 4"; a date without a year is the next such date after `now`.
+    """
+    for match in _RETURN.finditer(text):
+        phrase = re.sub(r"\b(?:the|of|on|at|in)\b", " ", match.group("date"))
+        try:
+            found = dateparser.parse(phrase, fuzzy=True, default=datetime(now.year, now.month, now.day))
+        except (ValueError, OverflowError):
+            continue
+        if found is None:
+            continue
+        when = found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+        if when.date() < now.date() and not re.search(r"\b\d{4}\b", phrase):
+            when = when.replace(year=when.year + 1)
+        if now - timedelta(days=1) <= when <= now + timedelta(days=366):
+            return when
     return None

@@ -1,25 +1,25 @@
 """Routing: what is this message? Noise, a calendar answer, a new request, or a reply.
 
-Our own messages are recognised first (the loop header). Then calendar answers: an
-iTIP REPLY is automatic mail and often carries the very headers the noise rules drop
-(Auto-Submitted, Precedence), so it is recognised before them, and routed by the UID
-of the session it answers, which holds the reference code (`mm-7f3k2-1-…@library.org`).
-Noise (auto-replies, bounces, list mail) is never answered. A reply is recognised, in
-this order, by the reply address it was sent to (reference, role and token), by the
-reference code in its subject, or by In-Reply-To / References naming a message
-mailflow sent. Everything else is a new request.
+Mail a mailflow sent (the loop header, our canary) is recognised first. Then calendar
+answers (rsvp.py): an iTIP REPLY is automatic mail and often carries the very headers
+the noise rules drop (Auto-Submitted, Precedence), so it is recognised before them and
+routed by the UID of the session it answers, which holds the reference code
+(`mm-7f3k2-1-…@library.org`). Other noise (noise.py: auto-replies, bounces, list mail)
+is never answered; the engine gives bounces and a mentor's out-of-office their
+meaning. A reply is recognised, in this order, by the reply address it was sent to
+(reference, role and token), by the reference code in its subject, or by In-Reply-To /
+References naming a message mailflow sent. Everything else is a new request.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .compose import LOOP_HEADER
 from .incoming import Incoming
 from .model import Role
+from .noise import Noise, NoiseKind, classify
 from .rsvp import CalendarAnswer, find_calendar_answer
 from .tokens import Tokens, find_ref
 
@@ -39,38 +39,14 @@ class Route:
     role: Role | None = None  # the role named by a valid reply address
     token: str | None = None  # the token found, valid or not
     token_valid: bool = False
+    noise: Noise | None = None  # what kind of noise, for Kind.NOISE
     calendar: CalendarAnswer | None = None  # for Kind.CALENDAR
 
 
-_MAILER = re.compile(r"^(?:mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)[@+-]", re.IGNORECASE)
-
-
 def noise_reason(incoming: Incoming, own_address: str, loop_token: str) -> str | None:
-    """Why this message must not be answered, or None."""
-    header = incoming.header
-    if header(LOOP_HEADER):
-        same = header(LOOP_HEADER) == loop_token
-        return "sent by this mailflow (loop header)" if same else "sent by another mailflow"
-    if incoming.sender.email == own_address.lower():
-        return "sent from the programme address itself"
-    auto = header("Auto-Submitted").lower()
-    if auto and auto != "no":
-        return f"automatic message (Auto-Submitted: {auto})"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
-        if header(name):
-            return f"automatic reply ({name})"
-    precedence = header("Precedence").lower()
-    if precedence in ("bulk", "list", "junk", "auto_reply"):
-        return f"bulk or list mail (Precedence: {precedence})"
-    if header("List-Id") or header("List-Unsubscribe"):
-        return "mailing-list mail (List-Id)"
-    if header("Return-Path").strip() == "<>":
-        return "bounce or notification (empty Return-Path)"
-    if not incoming.sender.email or _MAILER.match(incoming.sender.email):
-        return f"sent by a mail system ({incoming.sender.email or 'no sender'})"
-    if incoming.message.get_content_type() == "multipart/report":
-        return "delivery or read report (multipart/report)"
-    return None
+    """Why this message must not be answered, or None (see noise.py for the kinds)."""
+    noise = classify(incoming, own_address, loop_token)
+    return noise.reason if noise else None
 
 
 def route(
@@ -80,16 +56,17 @@ def route(
     ref_for_message: Callable[[str], str | None],
     loop_token: str,
     own_address: str,
+    check_noise: bool = True,
 ) -> Route:
     """`known_ref(ref) -> bool`; `ref_for_message(message_id) -> ref | None`."""
-    if incoming.header(LOOP_HEADER) or incoming.sender.email == own_address.lower():
-        return Route(Kind.NOISE, noise_reason(incoming, own_address, loop_token) or "our own message")
+    noise = classify(incoming, own_address, loop_token) if check_noise else None
+    if noise and noise.kind in (NoiseKind.LOOP, NoiseKind.CANARY):
+        return Route(Kind.NOISE, noise.reason, noise=noise)
     answer = find_calendar_answer(incoming.message)
     if answer is not None:
         return _calendar_route(answer, own_address)
-    why = noise_reason(incoming, own_address, loop_token)
-    if why:
-        return Route(Kind.NOISE, why)
+    if noise:
+        return Route(Kind.NOISE, noise.reason, noise=noise)
     for address in incoming.recipients:
         tagged = tokens.read(address)
         if tagged and known_ref(tagged[0]):

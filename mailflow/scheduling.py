@@ -5,12 +5,14 @@ reschedule); this module gathers what the slot finder (slots.py) needs: the sche
 settings, the protégé's stated hours (else the configured default), the mentor's
 sessions already booked through mailflow (the store's ledger, so nobody is
 double-booked) and the busy times of their free/busy calendar (freebusy.py). It turns
-a plan into `Booking`s whose UID names the request (`mm-7f3k2-1-1796511600@library.org`),
+a plan into `Booking`s whose UID names the request
+(`mm-7f3k2-1-1796511600-9c1e04af@library.org`),
 so a calendar's answer routes back to it (route.py).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,10 +84,17 @@ class Planner:
         return Planned(plan.sessions, plan.problem, notes)
 
     def bookings(self, request: Request, sessions: Sequence[PlannedSession], now: datetime) -> list[Booking]:
-        """New bookings; the UID is stable for the life of each session (RFC 5545 3.8.4.7)."""
+        """New bookings. The UID is stable for the life of each session (RFC 5545 3.8.4.7),
+        names the request, and holds a random part only the invitees see, so a calendar
+        answer for it cannot be forged by someone who only knows the reference."""
         domain = self.config.programme.address.partition("@")[2]
         stamp = int(now.timestamp())
         return [
-            Booking(uid=f"{request.ref.lower()}-{n}-{stamp}@{domain}", kind=s.kind, start=s.start, end=s.end)
+            Booking(
+                uid=f"{request.ref.lower()}-{n}-{stamp}-{secrets.token_hex(4)}@{domain}",
+                kind=s.kind,
+                start=s.start,
+                end=s.end,
+            )
             for n, s in enumerate(sessions, start=1)
         ]

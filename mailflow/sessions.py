@@ -20,6 +20,7 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from .authresults import dmarc_result
 from .config import Config
 from .directory import Mentor
 from .incoming import Incoming
@@ -207,6 +208,18 @@ class Sessions:
         fx.save(request)
         if incoming.message_id not in request.message_ids:
             request.message_ids.append(incoming.message_id)
+        security = self.config.security
+        if security.require_dmarc:
+            verdict = dmarc_result(incoming.message, security.authserv_id)
+            if verdict != "pass":
+                return self._park(
+                    fx,
+                    incoming,
+                    now,
+                    request=request,
+                    reason=f"a calendar answer from {incoming.sender.email} without a DMARC pass ({verdict})",
+                    advice="Nothing was recorded; please check it.",
+                )
         if answer.method != "REPLY":
             what = (
                 "proposes another time (iTIP COUNTER)"

@@ -30,6 +30,8 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from .authresults import dmarc_result
+from .bounces import Failure
 from .config import Config
 from .directory import Mentor, by_email
 from .form import ParsedForm, merge, parse_form, required_problems
@@ -51,7 +53,7 @@ from .model import (
     Timer,
     TimerKind,
 )
-from .replies import Intent, is_cancel, is_reschedule, read_answer, read_reflection
+from .replies import Intent, is_cancel, is_reschedule, read_answer, read_reflection, read_return_date
 from .route import Route
 from .rsvp import CalendarAnswer
 from .rules import Ruleset
@@ -268,8 +270,16 @@ class Workflow:
             fx.outgoing.append(self.letters.withdrawal(request, mentor, why, ask.due, now))
 
     # -- replies -------------------------------------------------------------------------
-    def resolve_role(self, request: Request, route: Route, sender: str) -> tuple[Role | None, str]:
-        """Who wrote this reply, and whether they may act on the request."""
+    def resolve_role(self, request: Request, route: Route, incoming: Incoming) -> tuple[Role | None, str]:
+        """Who wrote this reply, and whether they may act on the request.
+
+        The sender must be the party the message was sent to, proven by the token in the
+        reply address it was sent to, or (when a mail client dropped the Reply-To) by
+        answering a message mailflow sent to that very address; with `require_dmarc`, our
+        own server must also have seen a DMARC pass for the sender's domain.
+        """
+        sender = incoming.sender.email
+        security = self.config.security
         by_sender = None
         if sender == request.protege.email:
             by_sender = Role.PROTEGE
@@ -287,6 +297,19 @@ class Workflow:
             return None, f"{sender} wrote to the {route.role.value}'s reply address of {request.ref}"
         if by_sender is None:
             return None, (f"{sender} is not the protégé, a mentor asked, or the coordinator of {request.ref}")
+        if (
+            security.require_token
+            and route.token is None
+            and not any(sender in request.sent_to.get(mid, []) for mid in incoming.refers_to)
+        ):
+            return None, (
+                f"{sender} wrote about {request.ref} without its reply address and not in reply to "
+                "a message sent to them, so it cannot be told from a forgery"
+            )
+        if security.require_dmarc:
+            verdict = dmarc_result(incoming.message, security.authserv_id)
+            if verdict != "pass":
+                return None, f"DMARC for {sender} is '{verdict}' at {security.authserv_id or 'our server'}"
         return by_sender, ""
 
     def reply(self, request: Request, role: Role, incoming: Incoming, now: datetime) -> Effects:
@@ -596,6 +619,67 @@ class Workflow:
         if by is Role.COORDINATOR or request.mentor is not None:
             fx.log.append(("cancelled", f"{request.ref} cancelled by the {by.value}"))
         fx.outcome = f"{request.ref} cancelled by the {by.value}"
+
+    # -- signals from mail systems ----------------------------------------------------------
+    def out_of_office(self, request: Request, incoming: Incoming, now: datetime) -> Effects:
+        """An out-of-office reply from the mentor being asked: ask the next one now."""
+        fx = Effects()
+        ask = request.current_ask
+        if ask is None or ask.mentor != incoming.sender.email:
+            fx.outcome = f"automatic reply about {request.ref}, no action"
+            return fx
+        until = read_return_date(f"{incoming.subject}\n{incoming.full_text}", now)
+        ask.outcome, ask.answered_at = "out of office", now
+        ask.reason = f"away until {until:%Y-%m-%d}" if until else "away, no return date given"
+        if until:
+            fx.unavailable.append((ask.mentor, until))
+        request.note(now, "out-of-office reply", f"{ask.mentor}: {ask.reason}")
+        self._match_and_ask(request, fx, now, f"{ask.mentor} is out of the office")
+        fx.save(request)
+        fx.outcome = f"out-of-office from {ask.mentor} for {request.ref}: next candidate"
+        return fx
+
+    def bounce(self, request: Request, failures: list[Failure], original: str, now: datetime) -> Effects:
+        """A message of ours could not be delivered: record it, tell the coordinator, and if it
+        was the ask to the current mentor, ask the next one rather than wait for the time-out."""
+        fx = Effects()
+        described = [f.describe() for f in failures] or ["(the bounce names no recipient)"]
+        request.note(now, "bounce", f"{original}: " + "; ".join(described))
+        ask = request.current_ask
+        failed = {f.recipient.lower() for f in failures}
+        fx.outgoing.append(
+            self.letters.coordinator_note(
+                request,
+                f"A message about {request.ref} could not be delivered",
+                [f"Message: {original}", *described],
+                now,
+            )
+        )
+        if (
+            ask is not None
+            and ask.mentor in failed
+            and original in request.sent_to
+            and ask.mentor in request.sent_to[original]
+        ):
+            ask.outcome, ask.answered_at, ask.reason = "bounced", now, "; ".join(described)
+            self._match_and_ask(request, fx, now, f"the ask to {ask.mentor} bounced")
+        fx.save(request)
+        fx.outcome = f"bounce for {request.ref}: coordinator told"
+        return fx
+
+    def too_large(self, incoming: Incoming, limit: int, now: datetime) -> Effects:
+        """Refused politely: the sender is told, the message is kept for the coordinator."""
+        fx = Effects()
+        size = f"{incoming.size / 1_000_000:.1f} MB"
+        self.park(
+            fx,
+            incoming,
+            now,
+            reason=f"the message is {size}, over the {limit / 1_000_000:g} MB limit",
+            advice="The sender was asked to write again without attachments.",
+        )
+        fx.outgoing.append(self.letters.too_large(incoming, size, f"{limit / 1_000_000:g} MB", now))
+        return fx
 
     # -- parking -------------------------------------------------------------------------
     def park(

@@ -42,7 +42,7 @@ coordinator = "coordinator@library.org"
 cc_coordinator = true
 time_zone = "America/Chicago"
 default_format = "video"
-
+{programme_lines}
 [mail]
 inbox = "maildir:mailbox"
 outbox = "maildir:outbox"
@@ -76,11 +76,15 @@ def request_mail(
 
 
 class Programme:
-    def __init__(self, root: Path, rules: Path = DATA / "rules", extra_config: str = "") -> None:
+    def __init__(
+        self, root: Path, rules: Path = DATA / "rules", extra_config: str = "", programme_lines: str = ""
+    ) -> None:
         self.root = root
         shutil.copytree(rules, root / "rules")
         self.config_path = root / "config.toml"
-        self.config_path.write_text(CONFIG.format(templates=REPO / "templates") + extra_config)
+        self.config_path.write_text(
+            CONFIG.format(templates=REPO / "templates", programme_lines=programme_lines) + extra_config
+        )
         self.now = parse_iso(START)
         self.seen: set[str] = set()
         self.counter = 0

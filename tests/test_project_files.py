@@ -32,6 +32,9 @@ MESSAGES = {
     "session_moved",
     "reschedule_failed",
     "mentor_declined",
+    "canary",
+    "liveness_alert",
+    "too_large",
 }
 
 

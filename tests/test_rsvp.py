@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from mailflow.correspondent import answer_invitation, read
+from mailflow.correspondent import answer_invitation, read, reply
 from mailflow.model import Person, State
 
 from .calendars import invite_of
 from .programme import DATA, Programme, calendar_answer, of, only, ref_of, text_of, with_headers
 from .test_invites import introduce, request_for
+from .test_workflow import TEEN
 
 DANIELLE = "danielle.jones@example.org"
 VIOLETA = "violeta.garza@example.org"
@@ -216,7 +217,9 @@ def test_an_accepted_subject_without_its_calendar_part_is_matched_by_summary(pro
     summary = str(invite_of(intro)["SUMMARY"])
     from .programme import request_mail
 
-    raw = request_mail(VIOLETA, "", subject=f"Accepted: {summary}", name="Violeta Garza")
+    # Only as a reply to a message sent to her: without the calendar part there is no UID to prove it.
+    headers = {"In-Reply-To": str(intro["Message-ID"])}
+    raw = request_mail(VIOLETA, "", subject=f"Accepted: {summary}", name="Violeta Garza", headers=headers)
     assert answer(programme, raw) == []
     request = programme.request_of(ref)
     assert request.bookings[0].rsvp == {VIOLETA: "ACCEPTED"}
@@ -259,7 +262,11 @@ def test_an_outlook_answer_wrapped_in_tnef_is_read_from_its_subject(programme: P
     summary = str(invite_of(of(programme.outbox(), "introduction")[0])["SUMMARY"])
     from .programme import request_mail
 
-    message = read(request_mail(VIOLETA, "", subject=f"Declined: {summary}", name="Violeta Garza"))
+    intro = of(programme.outbox(), "introduction")[0]
+    headers = {"In-Reply-To": str(intro["Message-ID"])}
+    message = read(
+        request_mail(VIOLETA, "", subject=f"Declined: {summary}", name="Violeta Garza", headers=headers)
+    )
     message.add_attachment(
         b"\x78\x9f\x3e\x22" + b"\0" * 64, maintype="application", subtype="ms-tnef", filename="winmail.dat"
     )
@@ -268,3 +275,34 @@ def test_an_outlook_answer_wrapped_in_tnef_is_read_from_its_subject(programme: P
     assert request.state is State.ASKING  # the mentor's decline: the next candidate is asked
     assert only(sent, "ask")["To"].addresses[0].addr_spec != VIOLETA
     assert request.withdrawn[0].rsvp == {VIOLETA: "DECLINED"}
+
+
+def test_an_accepted_subject_from_nowhere_is_not_taken_on_trust(programme: Programme) -> None:
+    ref, _ = introduced(programme)
+    summary = str(invite_of(of(programme.outbox(), "introduction")[0])["SUMMARY"])
+    from .programme import request_mail
+
+    sent = answer(programme, request_mail(VIOLETA, "", subject=f"Declined: {summary}", name="Violeta Garza"))
+    assert "cannot be told from a forgery" in text_of(only(sent, "needs-attention note"))
+    assert programme.request_of(ref).state is State.INTRODUCED
+
+
+def test_with_require_dmarc_a_calendar_answer_needs_our_servers_pass(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    programme = Programme(
+        tmp_path, extra_config='\n[security]\nrequire_dmarc = true\nauthserv_id = "mx.library.org"\n'
+    )
+    passed = {"Authentication-Results": "mx.library.org; dmarc=pass header.from=example.org"}
+    programme.request(DANIELLE, TEEN, name="Danielle Jones", headers=passed)
+    programme.run()
+    ask = only(programme.new(), "ask")
+    programme.deliver(
+        with_headers(reply(ask, Person(VIOLETA, "Violeta Garza"), "accept", programme.now), passed)
+    )
+    programme.run(after=timedelta(hours=1))
+    intro = only(programme.new(), "introduction")
+    ref, uid = ref_of(intro), str(invite_of(intro)["UID"])
+    sent = answer(programme, calendar_answer("thunderbird-declined", uid))
+    assert "without a DMARC pass (missing)" in text_of(only(sent, "needs-attention note"))
+    assert programme.request_of(ref).state is State.INTRODUCED
+    answer(programme, with_headers(calendar_answer("thunderbird-declined", uid), passed))
+    assert programme.request_of(ref).state is State.ASKING

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .base import Fetched, MailSender, MailSource
 from .maildir import MaildirSender, MaildirSource
 
-__all__ = ["Fetched", "MailSender", "MailSource", "open_sender", "open_source"]
+__all__ = ["Fetched", "MailSender", "MailSource", "open_sender", "open_sender_url", "open_source"]
 
 
 def open_source(config: Config) -> MailSource:
@@ -28,10 +28,12 @@ def open_source(config: Config) -> MailSource:
 
 
 def open_sender(config: Config) -> MailSender:
-    url = config.mailbox_url(config.mail.outbox)
+    return open_sender_url(config, config.mail.outbox)
+
+
+def open_sender_url(config: Config, configured: str) -> MailSender:
+    """A sender for `configured` (the outbox, or a second route such as the alert outbox)."""
+    url = config.mailbox_url(configured)
     if url.startswith("maildir:"):
         return MaildirSender(url.removeprefix("maildir:"))
-    raise ConfigError(
-        f"mail.outbox = {config.mail.outbox!r}: unknown kind of sender; use "
-        "'maildir:PATH' or 'smtp://HOST:PORT'"
-    )
+    raise ConfigError(f"{configured!r}: unknown kind of sender; use 'maildir:PATH' or 'smtp://HOST:PORT'")
