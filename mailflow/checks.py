@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .clock import SystemClock
 from .config import check_config
 from .errors import TemplateError
+from .freebusy import check_free_busy
 from .render import LAYOUT, Renderer
 from .rules import check_rules
 from .tomlsource import Issue
@@ -22,8 +24,10 @@ def check_all(config_path: Path) -> list[Issue]:
     config, issues = check_config(config_path)
     if config is None:
         return issues
-    _, rule_issues = check_rules(config.rules_dir)
+    ruleset, rule_issues = check_rules(config.rules_dir)
     issues.extend(rule_issues)
+    if ruleset is not None:
+        issues.extend(check_free_busy(ruleset.mentors, config.rules_dir, SystemClock().now()))
     issues.extend(check_templates(config.templates_dir))
     return issues
 
@@ -116,6 +120,12 @@ def sample_context() -> dict[str, Any]:
         "subject": "Hello",
         "message_id": "<x@example.org>",
         "advice": "Please look at it.",
+        "by": "Danielle Jones",
+        "first": True,
+        "new": False,
+        "comment": "I am away that week, sorry.",
+        "to_mentor": False,
+        "next_step": "rematch",
         "size": "12.3 MB",
         "limit": "10 MB",
         "canary_id": "3f2a9c1d",

@@ -84,10 +84,40 @@ def compose(
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for part in calendars or []:
-        message.add_alternative(part.data.decode("utf-8"), subtype="calendar", params={"method": part.method})
+        add_calendar(message, part)
     for part in calendars or []:
-        message.add_attachment(part.data, maintype="application", subtype="ics", filename=part.filename)
+        attach_calendar(message, part)
     return message
+
+
+def add_calendar(message: EmailMessage, part: CalendarPart) -> None:
+    """The iTIP part of an iMIP message, inside the multipart/alternative (RFC 6047 2.4).
+
+    Its `method` parameter equals the METHOD property and it names its charset. It is
+    base64, so the calendar's CRLF line ends and UTF-8 survive any relay, and its
+    Content-Type is written as Outlook and Google write it (unquoted values).
+    """
+    message.add_alternative(part.data, maintype="text", subtype="calendar", cte="base64")
+    parts = message.get_payload()
+    assert isinstance(parts, list)
+    calendar = parts[-1]
+    assert isinstance(calendar, EmailMessage)
+    del calendar["Content-Type"]
+    calendar.set_raw("Content-Type", f"text/calendar; method={part.method}; charset=UTF-8")
+
+
+def attach_calendar(message: EmailMessage, part: CalendarPart) -> None:
+    """The same calendar again as an `application/ics` attachment: the multipart/mixed
+    shape of the CalConnect iMIP best practices, for clients that only look at
+    attachments. `application/ics` (not `text/calendar`) so no client reads the
+    attachment as a second invitation."""
+    message.add_attachment(
+        part.data,
+        maintype="application",
+        subtype="ics",
+        filename=part.filename,
+        params={"name": part.filename},
+    )
 
 
 def recipients(message: EmailMessage) -> list[str]:

@@ -3,8 +3,10 @@
 A fresh `var/demo/` gets its own config, Maildir inbox and outbox and state. The
 example requests are delivered; scripted mentors and protégés answer what lands in
 the outbox (an accept, a counter-offer, a decline then an accept, an incomplete
-request completed by reply, a time-out, a cancellation, reflections); the clock is
-moved forward to fire time-outs and reflection requests. The same engine,
+request completed by reply, a time-out, a cancellation, reflections) and answer the
+invitations from their calendars (accepted, tentative, a mentor's decline that sends
+the request to the next mentor, a reschedule); the clock is moved forward to fire
+time-outs and reflection requests. The same engine,
 templates and rules as `mailflow run` do all the work.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from . import status as show
 from .clock import FixedClock
 from .config import load_config
-from .correspondent import purpose, read, reply
+from .correspondent import answer_invitation, purpose, read, reply
 from .engine import Engine
 from .errors import MailflowError
 from .mailboxes.maildir import MaildirSender, MaildirSource
@@ -60,6 +62,10 @@ REFLECTIONS = {
     "What you'll try: sending notes afterwards\nMore help later? happy to",
 }
 SILENT_MENTOR_REFLECTIONS = {"rosa.delgado@example.org"}  # the reminder path
+# Calendar answers to invitations, by protégé: everyone else accepts.
+TENTATIVE_PROTEGES = {"priya.raman@example.org"}
+MENTOR_DECLINES_INVITATION = {"danielle.jones@example.org": "I am travelling that week after all, sorry."}
+RESCHEDULES = {"beth.morgan@example.org": "reschedule - that afternoon is our board meeting"}
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Demo:
     seen_outbox: set[str] = field(default_factory=set)
     history_shown: dict[str, int] = field(default_factory=dict)
     asks_answered: dict[str, int] = field(default_factory=dict)
+    calendar_scripts_used: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.config = load_config(_write_config(self.folder))
@@ -146,10 +153,41 @@ class Demo:
                     text = ""  # this protégé answers only after the reminder
                 else:
                     text = REFLECTIONS["mentor" if is_mentor else "protege"]
+            elif kind == "introduction" or kind.startswith(("invite for session", "new time for session")):
+                written += self.answer_calendar(message, protege)
             if text:
                 self.echo(f"  <- {to.email} answers {message['Subject']!s:.60}...: {text.splitlines()[0]!r}")
                 self.deliver(reply(message, to, text, self.clock.now()))
                 written += 1
+        return written
+
+    def answer_calendar(self, message: EmailMessage, protege: str) -> int:
+        """Both people answer an invitation from their calendars (or ask to reschedule)."""
+        if not any(p.get_content_type() == "text/calendar" for p in message.walk()):
+            return 0
+        written = 0
+        for address in message["To"].addresses:
+            who = Person(address.addr_spec, address.display_name)
+            is_protege = who.email == protege
+            once = f"{protege}:{'protege' if is_protege else 'mentor'}"
+            if is_protege and protege in RESCHEDULES and once not in self.calendar_scripts_used:
+                self.calendar_scripts_used.add(once)
+                self.echo(f"  <- {who.email} writes: {RESCHEDULES[protege]!r}")
+                self.deliver(reply(message, who, RESCHEDULES[protege], self.clock.now()))
+            elif (
+                not is_protege
+                and protege in MENTOR_DECLINES_INVITATION
+                and once not in self.calendar_scripts_used
+            ):
+                self.calendar_scripts_used.add(once)
+                note = MENTOR_DECLINES_INVITATION[protege]
+                self.echo(f"  <- {who.email} declines the invitation in their calendar: {note!r}")
+                self.deliver(answer_invitation(message, who, "DECLINED", self.clock.now(), comment=note))
+            else:
+                answer = "TENTATIVE" if is_protege and protege in TENTATIVE_PROTEGES else "ACCEPTED"
+                self.echo(f"  <- {who.email} answers the invitation in their calendar: {answer}")
+                self.deliver(answer_invitation(message, who, answer, self.clock.now()))
+            written += 1
         return written
 
     def converse(self, title: str) -> None:

@@ -25,6 +25,16 @@ def _windows(value: list[str]) -> list[str]:
     return value
 
 
+def _free_busy(value: str) -> str:
+    text = value.strip()
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme and scheme not in ("http", "https", "webcal"):
+        raise ValueError(f"free_busy must be an http(s) or webcal URL or an .ics file, not {scheme}://")
+    if not scheme and text and not text.lower().endswith(".ics"):
+        raise ValueError(f"free_busy {text!r} must be an .ics file (relative to the rules folder) or a URL")
+    return text
+
+
 def _away(value: list[str]) -> list[str]:
     for entry in value:
         parse_away(entry)
@@ -49,6 +59,7 @@ class MentorEntry(BaseModel):
     location: str = ""
     phone: str = ""
     knows: list[Email] = []
+    free_busy: Annotated[str, AfterValidator(_free_busy)] = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Mentor:
     phone: str
     knows: frozenset[str]
     line: int | None = None
+    free_busy: str = ""  # an .ics file (relative to the rules folder) or an http(s)/webcal URL
 
     def is_away(self, day: date) -> bool:
         return any(first <= day <= last for first, last in self.away)
@@ -145,6 +157,7 @@ def _mentor(entry: MentorEntry, line: int | None) -> Mentor:
         phone=entry.phone,
         knows=frozenset(k.lower() for k in entry.knows),
         line=line,
+        free_busy=entry.free_busy,
     )
 
 

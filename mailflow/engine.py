@@ -31,6 +31,7 @@ from .clock import Clock
 from .config import Config
 from .delivery import Delivery
 from .errors import AuthError, DeliveryError, MailboxError, MailflowError
+from .freebusy import FreeBusy
 from .incoming import Incoming, read_incoming
 from .letters import Letters
 from .liveness import Liveness
@@ -94,7 +95,13 @@ class Engine:
         self.delivery = Delivery(self.config, self.store, self.sender, messages)
         letters = Letters(self.config, messages)
         self.liveness = Liveness(self.config, self.store, messages)
-        self.workflow = Workflow(config=self.config, ruleset=self.ruleset, letters=letters, store=self.store)
+        self.workflow = Workflow(
+            config=self.config,
+            ruleset=self.ruleset,
+            letters=letters,
+            store=self.store,
+            free_busy=FreeBusy(self.config.rules_dir),
+        )
 
     # -- the daemon --------------------------------------------------------------------
     def run_once(self) -> RunReport:
@@ -247,6 +254,8 @@ class Engine:
             return self.workflow.too_large(incoming, self.config.security.max_message_bytes, now)
         if found.kind is Kind.NEW_REQUEST:
             return self.workflow.new_request(incoming, now)
+        if found.kind is Kind.CALENDAR:
+            return self._calendar_answer(incoming, found, now)
         assert found.ref is not None
         request = self.store.find(found.ref)
         if request is None:
@@ -270,6 +279,20 @@ class Engine:
                 "on it yourself.",
             )
         return self.workflow.reply(request, role, incoming, now)
+
+    def _calendar_answer(self, incoming: Incoming, found: Route, now: datetime) -> Effects:
+        """A calendar's answer, routed by the UID of the session it answers; never replied to."""
+        assert found.calendar is not None
+        request = self.store.find(found.ref) if found.ref else None
+        if request is None:
+            return self.workflow.park(
+                Effects(),
+                incoming,
+                now,
+                reason=found.reason + ("" if found.ref is None else ": no such request"),
+                advice="A calendar answered an invitation mailflow does not know; nothing was recorded.",
+            )
+        return self.workflow.calendar_answer(request, found.calendar, incoming, now)
 
     def _noise(self, incoming: Incoming, found: Route, now: datetime) -> Effects:
         """Never answered; but a bounce, a mentor's out-of-office and our canary mean something."""

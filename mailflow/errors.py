@@ -61,3 +61,7 @@ class AuthError(MailflowError):
 
 class ParseError(MailflowError, ValueError):
     """Text (a duration, a budget, an availability window) could not be read."""
+
+
+class CalendarError(MailflowError, ValueError):
+    """A calendar (an iTIP message or a mentor's free/busy file) could not be read."""

@@ -190,6 +190,123 @@ class Letters:
             )
         return sent
 
+    def rescheduled(
+        self,
+        request: Request,
+        mentor: Mentor,
+        moved: list[Booking],
+        requester: Person,
+        reason: str,
+        now: datetime,
+        *,
+        new: bool,
+    ) -> list[Outgoing]:
+        """One update per moved session: METHOD:REQUEST, same UID, SEQUENCE + 1 (RFC 5546 2.1.4);
+        `new` when no time had been found before, so these are first invitations."""
+        zone = self.protege_zone(request)
+        sent = []
+        for index, booking in enumerate(moved):
+            session = self.session_context(request, mentor, booking, zone)
+            sent.append(
+                self.messages.build(
+                    template="session_moved",
+                    purpose=f"new time for session {session['number']}",
+                    to=[request.protege, person(mentor)],
+                    now=now,
+                    request=request,
+                    reply_role=PAIR,
+                    calendars=[self.calendar(request, mentor, booking, "REQUEST", now)],
+                    context={
+                        "mentor": mentor_context(mentor),
+                        "session": session,
+                        "by": requester.name or requester.email,
+                        "reason": reason,
+                        "first": index == 0,
+                        "new": new,
+                        "where": where(mentor, request),
+                    },
+                )
+            )
+        return sent
+
+    def reschedule_failed(
+        self, request: Request, mentor: Mentor, requester: Person, reason: str, problem: str, now: datetime
+    ) -> Outgoing:
+        zone = self.protege_zone(request)
+        return self.messages.build(
+            template="reschedule_failed",
+            purpose="no new time found",
+            to=[request.protege, person(mentor)],
+            cc=[self.coordinator],
+            now=now,
+            request=request,
+            reply_role=PAIR,
+            context={
+                "mentor": mentor_context(mentor),
+                "by": requester.name or requester.email,
+                "reason": reason,
+                "problem": problem,
+                "sessions": [
+                    self.session_context(request, mentor, b, zone)
+                    for b in request.bookings
+                    if b.status == "confirmed" and b.start > now
+                ],
+            },
+        )
+
+    def mentor_declined(
+        self,
+        request: Request,
+        mentor: Mentor | None,
+        comment: str,
+        withdrawn: list[Booking],
+        next_step: str,
+        now: datetime,
+    ) -> list[Outgoing]:
+        """The mentor declined the invitation: each party is told, and every session is
+        withdrawn (METHOD:CANCEL; the first rides with the note, the rest follow)."""
+        sent = []
+        zone = self.protege_zone(request)
+        parties = [(request.protege, Role.PROTEGE)]
+        if request.mentor is not None:
+            parties.append((request.mentor, Role.MENTOR))
+        for party, role in parties:
+            sent.append(
+                self.messages.build(
+                    template="mentor_declined",
+                    purpose="mentor declined the invitation",
+                    to=[party],
+                    now=now,
+                    request=request,
+                    reply_role=role,
+                    calendars=[self.calendar(request, mentor, b, "CANCEL", now) for b in withdrawn[:1]],
+                    context={
+                        "greeting": party.name,
+                        "to_mentor": role is Role.MENTOR,
+                        "comment": comment,
+                        "next_step": next_step,
+                        "withdrawn_sessions": len(withdrawn),
+                    },
+                )
+            )
+            for booking in withdrawn[1:]:
+                sent.append(
+                    self.messages.build(
+                        template="session_cancelled",
+                        purpose="session cancellation",
+                        to=[party],
+                        now=now,
+                        request=request,
+                        reply_role=role,
+                        calendars=[self.calendar(request, mentor, booking, "CANCEL", now)],
+                        context={
+                            "greeting": party.name,
+                            "session": self.session_context(request, mentor, booking, zone),
+                        },
+                    )
+                )
+        return sent
+
     def reflection(self, request: Request, role: Role, now: datetime, *, reminder: bool) -> Outgoing:
         mentor = request.mentor or Person("")
         recipient, other = (request.protege, mentor) if role is Role.PROTEGE else (mentor, request.protege)
@@ -346,17 +463,22 @@ class Letters:
             "end": booking.end,
         }
 
+    def session_summary(self, request: Request, booking: Booking) -> str:
+        """The SUMMARY: the topic, which session, and the reference (clients put the SUMMARY
+        in their answers' subjects, `Accepted: …`, so the reference comes back)."""
+        count = len(request.bookings)
+        number = request.bookings.index(booking) + 1 if booking in request.bookings else 1
+        label = SESSION_LABELS.get(booking.kind, booking.kind.title())
+        which = f" ({label.lower()}, {number} of {count})" if count > 1 else ""
+        return f"Micro mentoring: {request.form.topic}{which} [{request.ref}]"
+
     def calendar(
         self, request: Request, mentor: Mentor | None, booking: Booking, method: str, now: datetime
     ) -> CalendarPart:
         form = request.form
         programme = self.config.programme
-        count = len(request.bookings)
-        number = request.bookings.index(booking) + 1 if booking in request.bookings else 1
         label = SESSION_LABELS.get(booking.kind, booking.kind.title())
-        summary = f"Micro mentoring: {form.topic}" + (
-            f" ({label.lower()}, {number} of {count})" if count > 1 else ""
-        )
+        summary = self.session_summary(request, booking)
         mentor_name = request.mentor.name if request.mentor else ""
         lines = [
             f"{programme.name}, reference {request.ref}.",
@@ -374,6 +496,9 @@ class Letters:
             "Recording: both must agree before anything is recorded."
             if form.recording
             else "Recording: this session is not recorded."
+        )
+        lines.append(
+            "To move it, reply 'reschedule' to the introduction email; to call it off, reply 'cancel'."
         )
         attendees = [Attendee(request.protege.email, request.protege.name)]
         if request.mentor:

@@ -28,7 +28,14 @@ TRANSITIONS: dict[State, set[State]] = {
     State.INCOMPLETE: {State.INCOMPLETE, State.ASKING, State.ESCALATED, State.CANCELLED},
     State.ASKING: {State.ASKING, State.INTRODUCED, State.ESCALATED, State.CANCELLED},
     State.ESCALATED: {State.ASKING, State.ESCALATED, State.CANCELLED},
-    State.INTRODUCED: {State.REFLECTING, State.ASKING, State.ESCALATED, State.CANCELLED},
+    # ASKING / ESCALATED / INCOMPLETE again when the mentor declines the calendar invitation
+    State.INTRODUCED: {
+        State.REFLECTING,
+        State.ASKING,
+        State.ESCALATED,
+        State.INCOMPLETE,
+        State.CANCELLED,
+    },
     State.REFLECTING: {State.CLOSED, State.CANCELLED},
     State.CLOSED: set(),
     State.CANCELLED: set(),
@@ -160,6 +167,7 @@ class Policy:
     reflection_reminder: timedelta = timedelta(days=4)
     max_candidates: int = 3
     max_budget: timedelta = timedelta(hours=6)
+    on_mentor_decline: str = "rematch"  # or "escalate": when the mentor declines the invitation
 
 
 @dataclass
@@ -206,7 +214,7 @@ class Ask:
 
 @dataclass
 class Booking:
-    """One session as sent in a calendar invite."""
+    """One session as sent in a calendar invite (its UID is stable; SEQUENCE counts changes)."""
 
     uid: str
     kind: str
@@ -215,6 +223,8 @@ class Booking:
     sequence: int = 0
     status: str = "confirmed"  # confirmed | cancelled
     rsvp: dict[str, str] = field(default_factory=dict)  # attendee email -> PARTSTAT
+    rsvp_at: dict[str, datetime] = field(default_factory=dict)  # attendee email -> the answer's DTSTAMP
+    earlier: list[datetime] = field(default_factory=list)  # starts it had before each reschedule
 
 
 @dataclass
@@ -254,6 +264,8 @@ class Request:
     mentor: Person | None = None
     agreed: Budget | None = None
     bookings: list[Booking] = field(default_factory=list)
+    withdrawn: list[Booking] = field(default_factory=list)  # sessions of a mentor who declined
+    reschedules: int = 0
     reflections: dict[str, Reflection] = field(default_factory=dict)
     reminded: bool = False
     timer: Timer | None = None
@@ -272,6 +284,10 @@ class Request:
         if self.state is State.ASKING and self.asks and self.asks[-1].outcome is None:
             return self.asks[-1]
         return None
+
+    def find_booking(self, uid: str) -> Booking | None:
+        """The session with this calendar UID, current or withdrawn."""
+        return next((b for b in [*self.bookings, *self.withdrawn] if b.uid == uid), None)
 
     def note(self, at: datetime, what: str, reason: str = "") -> None:
         self.history.append(Event(at=at, what=what, reason=reason))

@@ -6,6 +6,9 @@
     cancel                                  -> CANCEL
     anything else, or both yes and no       -> UNCLEAR
 
+After the introduction either party (or the coordinator) may write `reschedule
+[reason]` (`is_reschedule`): the sessions still ahead move to the next common time.
+
 Only the first substantive line decides (greetings are skipped); a reason may follow
 on the same line or the next ones.
 """
@@ -55,6 +58,11 @@ _HEDGE = re.compile(
 _CANCEL = re.compile(
     r"^(?:please\s+)?(?:cancel|cancelar|cancela|cancelo)\b|^i(?:'d| would)? (?:like|want) to cancel\b"
     r"|^we need to cancel\b|^please cancel\b",
+    re.IGNORECASE,
+)
+_RESCHEDULE = re.compile(
+    r"^(?:please\s+|can we\s+|could we\s+|i need to\s+|we need to\s+)?"
+    r"(?:re-?schedule|reprogramar|cambiar (?:la )?(?:hora|fecha))\b",
     re.IGNORECASE,
 )
 _ACCEPT = re.compile(
@@ -119,6 +127,17 @@ def read_answer(text: str, *, shadowing_minutes: int = 60) -> Answer:
 def is_cancel(text: str) -> bool:
     lines = substantive_lines(text)
     return bool(lines) and bool(_CANCEL.search(_plain(lines[0])))
+
+
+def is_reschedule(text: str) -> bool:
+    lines = substantive_lines(text)
+    return bool(lines) and bool(_RESCHEDULE.search(_plain(lines[0])))
+
+
+def reschedule_reason(text: str) -> str:
+    """What follows `reschedule` on its line: `reschedule - I am ill that week` -> `I am ill that week`."""
+    lines = substantive_lines(text)
+    return _after(_plain(lines[0]), _RESCHEDULE).strip(" ?!,.")[:300] if lines else ""
 
 
 def _after(line: str, pattern: re.Pattern[str]) -> str:

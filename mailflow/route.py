@@ -1,10 +1,14 @@
-"""Routing: what is this message? Noise, a new request, or a reply to a request.
+"""Routing: what is this message? Noise, a calendar answer, a new request, or a reply.
 
-Noise (noise.py: auto-replies, bounces, list mail, our own messages) is never
-answered; the engine gives bounces and a mentor's out-of-office their meaning. A reply
-is recognised, in this order, by the reply address it was sent to (reference, role
-and token), by the reference code in its subject, or by In-Reply-To / References
-naming a message mailflow sent. Everything else is a new request.
+Mail a mailflow sent (the loop header, our canary) is recognised first. Then calendar
+answers (rsvp.py): an iTIP REPLY is automatic mail and often carries the very headers
+the noise rules drop (Auto-Submitted, Precedence), so it is recognised before them and
+routed by the UID of the session it answers, which holds the reference code
+(`mm-7f3k2-1-…@library.org`). Other noise (noise.py: auto-replies, bounces, list mail)
+is never answered; the engine gives bounces and a mentor's out-of-office their
+meaning. A reply is recognised, in this order, by the reply address it was sent to
+(reference, role and token), by the reference code in its subject, or by In-Reply-To /
+References naming a message mailflow sent. Everything else is a new request.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from enum import StrEnum
 
 from .incoming import Incoming
 from .model import Role
-from .noise import Noise, classify
+from .noise import Noise, NoiseKind, classify
+from .rsvp import CalendarAnswer, find_calendar_answer
 from .tokens import Tokens, find_ref
 
 
@@ -23,6 +28,7 @@ class Kind(StrEnum):
     NOISE = "noise"
     NEW_REQUEST = "new request"
     REPLY = "reply"
+    CALENDAR = "calendar answer"
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Route:
     token: str | None = None  # the token found, valid or not
     token_valid: bool = False
     noise: Noise | None = None  # what kind of noise, for Kind.NOISE
+    calendar: CalendarAnswer | None = None  # for Kind.CALENDAR
 
 
 def noise_reason(incoming: Incoming, own_address: str, loop_token: str) -> str | None:
@@ -53,6 +60,11 @@ def route(
 ) -> Route:
     """`known_ref(ref) -> bool`; `ref_for_message(message_id) -> ref | None`."""
     noise = classify(incoming, own_address, loop_token) if check_noise else None
+    if noise and noise.kind in (NoiseKind.LOOP, NoiseKind.CANARY):
+        return Route(Kind.NOISE, noise.reason, noise=noise)
+    answer = find_calendar_answer(incoming.message)
+    if answer is not None:
+        return _calendar_route(answer, own_address)
     if noise:
         return Route(Kind.NOISE, noise.reason, noise=noise)
     for address in incoming.recipients:
@@ -78,3 +90,20 @@ def route(
     if subject_ref:
         return Route(Kind.REPLY, f"reference {subject_ref} in the subject is not known", ref=subject_ref)
     return Route(Kind.NEW_REQUEST, "no reference, reply address or thread: a new request")
+
+
+def _calendar_route(answer: CalendarAnswer, own_address: str) -> Route:
+    """A calendar answer goes to the request named in the UID of a session we sent."""
+    domain = "@" + own_address.partition("@")[2].lower()
+    refs = {find_ref(uid) for uid in answer.uids if uid.lower().endswith(domain)} - {None}
+    what = f"calendar {answer.method} from {answer.client}"
+    if len(refs) == 1:
+        ref = refs.pop()
+        return Route(Kind.CALENDAR, f"{what} for a session of {ref}", ref=ref, calendar=answer)
+    uids = ", ".join(answer.uids) or "no UID"
+    reason = (
+        f"{what} for sessions of several requests ({uids})"
+        if refs
+        else f"{what} for an event mailflow did not send ({uids})"
+    )
+    return Route(Kind.CALENDAR, reason, calendar=answer)

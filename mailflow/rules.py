@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,9 @@ RANK_KEYS = {
 }
 
 
+MentorDecline = Literal["rematch", "escalate"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +43,7 @@ class DefaultsEntry(_Strict):
     reflection_reminder: Duration = timedelta(days=4)
     max_candidates: int = Field(default=3, ge=1, le=20)
     max_budget: Duration = timedelta(hours=6)
+    on_mentor_decline: MentorDecline = "rematch"
 
 
 class WhenEntry(_Strict):
@@ -65,6 +70,7 @@ class RuleEntry(_Strict):
     reflection_reminder: Duration | None = None
     max_candidates: int | None = Field(default=None, ge=1, le=20)
     max_budget: Duration | None = None
+    on_mentor_decline: MentorDecline | None = None
 
 
 class RulesFile(_Strict):
@@ -189,6 +195,7 @@ def _rule(entry: RuleEntry, file: str, line: int | None, defaults: Policy) -> Ru
         reflection_reminder=entry.reflection_reminder or defaults.reflection_reminder,
         max_candidates=entry.max_candidates or defaults.max_candidates,
         max_budget=entry.max_budget or defaults.max_budget,
+        on_mentor_decline=entry.on_mentor_decline or defaults.on_mentor_decline,
     )
     return Rule(
         name=entry.name,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from .durations import format_duration
-from .model import Request
+from .model import Booking, Request
 from .store import Store
 
 
@@ -86,11 +86,9 @@ def history(request: Request) -> str:
         for rejected in decision.rejected:
             lines.append(f"    not asked: {rejected.name} <{rejected.email}>: {rejected.reason}")
     for booking in request.bookings:
-        rsvp = ", ".join(f"{who} {what}" for who, what in booking.rsvp.items())
-        lines.append(
-            f"  session: {booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M}"
-            f" UTC, {booking.status}, sequence {booking.sequence}" + (f", RSVP: {rsvp}" if rsvp else "")
-        )
+        lines.append("  session: " + session_line(request, booking))
+    for booking in request.withdrawn:
+        lines.append("  withdrawn session: " + session_line(request, booking))
     if request.timer:
         lines.append(f"  next:    {request.timer.kind.value} at {request.timer.due:%Y-%m-%d %H:%M} UTC")
     lines.append("  history:")
@@ -103,6 +101,23 @@ def history(request: Request) -> str:
         for line in reflection.text.splitlines():
             lines.append(f"    | {line}")
     return "\n".join(lines)
+
+
+def session_line(request: Request, booking: Booking) -> str:
+    """`call 2026-12-08 23:00-23:45 UTC, confirmed, sequence 1, RSVP: protégé ACCEPTED, mentor no answer`."""
+    who = {ask.mentor: f"mentor {ask.mentor}" for ask in request.asks}  # a mentor who left
+    who[request.protege.email] = "protégé"
+    if request.mentor:
+        who[request.mentor.email] = "mentor"
+    answers = [f"{who.get(address, address)} {answer}" for address, answer in booking.rsvp.items()]
+    if booking.status == "confirmed":
+        current = [request.protege.email] + ([request.mentor.email] if request.mentor else [])
+        answers += [f"{who[address]} no answer" for address in current if address not in booking.rsvp]
+    rsvp = f", RSVP: {', '.join(answers)}" if answers else ""
+    return (
+        f"{booking.kind} {booking.start:%Y-%m-%d %H:%M}-{booking.end:%H:%M} UTC, {booking.status}, "
+        f"sequence {booking.sequence}, UID {booking.uid}{rsvp}"
+    )
 
 
 def log_lines(entries: list[dict[str, Any]]) -> str:

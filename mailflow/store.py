@@ -387,12 +387,13 @@ class Store:
     def unbook(self, ref: str, after: datetime | None = None) -> None:
         self.ledger.remove(lambda doc: doc["ref"] == ref and (after is None or _time(doc["start"]) > after))
 
-    def booked(self, mentor: str) -> list[tuple[datetime, datetime]]:
-        """The mentor's sessions booked through mailflow (recent and upcoming)."""
+    def booked(self, mentor: str, *, excluding: str | None = None) -> list[tuple[datetime, datetime]]:
+        """The mentor's sessions booked through mailflow (recent and upcoming), except
+        those of the request `excluding` (its own sessions, when they are being moved)."""
         return [
             (_time(doc["start"]), _time(doc["start"]) + timedelta(minutes=doc["minutes"]))
             for doc in self.ledger.all()
-            if doc["mentor"] == mentor
+            if doc["mentor"] == mentor and doc["ref"] != excluding
         ]
 
     def mentor_load(self, now: datetime) -> dict[str, Load]:

@@ -9,7 +9,13 @@
         │ accept [counter-offer]
         ▼
     introduced ─(last session + delay)─▶ reflecting ─(both answered | reminder ran out)─▶ closed
+        │ ⟲ reschedule (either party or the coordinator): sessions moved, same UIDs, SEQUENCE + 1
+        └─(the mentor declines the calendar invitation)─▶ asking the next candidate | escalated
     any open state ─(cancel by protégé, mentor after accepting, or coordinator)─▶ cancelled
+
+Calendar answers (iTIP REPLY) come in through `calendar_answer`: each is recorded on
+its session; a mentor's DECLINED re-opens matching or escalates (the rule's
+`on_mentor_decline`), a protégé's DECLINED is told to the coordinator.
 
 This module decides; letters.py writes the messages. Handlers never write to the
 store: they read from it, change a copy of the request through `Request.move` (which
@@ -25,18 +31,17 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from .authresults import dmarc_result
-from .availability import parse_availability
 from .bounces import Failure
 from .config import Config
 from .directory import Mentor, by_email
 from .form import ParsedForm, merge, parse_form, required_problems
+from .freebusy import FreeBusy
 from .incoming import Incoming
 from .letters import Letters, hours, person
 from .match import MatchContext, match
 from .messages import Effects
 from .model import (
     Ask,
-    Booking,
     Budget,
     Person,
     Policy,
@@ -48,10 +53,12 @@ from .model import (
     Timer,
     TimerKind,
 )
-from .replies import Intent, is_cancel, read_answer, read_reflection, read_return_date
+from .replies import Intent, is_cancel, is_reschedule, read_answer, read_reflection, read_return_date
 from .route import Route
+from .rsvp import CalendarAnswer
 from .rules import Ruleset
-from .slots import SlotSettings, plan_sessions
+from .scheduling import Planner
+from .sessions import Sessions, book, describe_times
 from .store import Store
 from .tokens import new_ref
 
@@ -60,13 +67,32 @@ _ASSIGN = re.compile(r"^assign\s+<?([^\s<>]+@[^\s<>]+?)>?\.?$")
 
 
 class Workflow:
-    def __init__(self, *, config: Config, ruleset: Ruleset, letters: Letters, store: Store) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        ruleset: Ruleset,
+        letters: Letters,
+        store: Store,
+        free_busy: FreeBusy | None = None,
+    ) -> None:
         self.config = config
         self.ruleset = ruleset
         self.letters = letters
         self.store = store
+        self.planner = Planner(config, store, free_busy or FreeBusy(config.rules_dir))
         self.mentors = by_email(ruleset.mentors)
         self.coordinator = letters.coordinator
+        self.sessions = Sessions(
+            config=config,
+            letters=letters,
+            planner=self.planner,
+            mentors=self.mentors,
+            coordinator=self.coordinator,
+            policy=self.policy,
+            park=self.park,
+            reopen=self._reopen,
+        )
 
     def policy(self, request: Request) -> Policy:
         return request.decision.policy if request.decision else self.ruleset.defaults
@@ -229,6 +255,13 @@ class Workflow:
         request.timer = None
         fx.outgoing.append(self.letters.escalation(request, why, now))
 
+    def _reopen(self, request: Request, fx: Effects, now: datetime, why: str, *, escalate: bool) -> None:
+        """Find another mentor, or hand the request to the coordinator."""
+        if escalate:
+            self._escalate(request, fx, now, why)
+        else:
+            self._match_and_ask(request, fx, now, why)
+
     def _withdraw(self, request: Request, ask: Ask, fx: Effects, now: datetime, why: str) -> None:
         """End an ask and tell the mentor that no answer is needed any more."""
         ask.outcome, ask.answered_at = ("timed out" if why == "timed out" else "withdrawn"), now
@@ -314,7 +347,7 @@ class Workflow:
         elif request.state is State.REFLECTING:
             self._reflection(request, Role.PROTEGE, incoming, fx, now)
         elif request.state is State.INTRODUCED:
-            self._conversation(request, fx)
+            self.sessions.after_introduction(request, Role.PROTEGE, incoming, fx, now)
         else:
             self._correction(request, incoming, fx, now)
 
@@ -346,16 +379,6 @@ class Workflow:
         else:
             self._match_and_ask(request, fx, now, "request corrected by the protégé")
 
-    def _conversation(self, request: Request, fx: Effects) -> None:
-        fx.log.append(
-            (
-                "no action",
-                f"{request.ref}: a message between the pair after the "
-                "introduction; nothing for mailflow to do",
-            )
-        )
-        fx.outcome = f"conversation copy for {request.ref}, no action"
-
     def _mentor_reply(self, request: Request, incoming: Incoming, fx: Effects, now: datetime) -> None:
         sender = incoming.sender.email
         is_matched = request.mentor is not None and sender == request.mentor.email
@@ -368,7 +391,7 @@ class Workflow:
                     request, fx, now, by=Role.MENTOR, reason=_cancel_reason(incoming.text), answering=incoming
                 )
             else:
-                self._conversation(request, fx)
+                self.sessions.after_introduction(request, Role.MENTOR, incoming, fx, now)
             return
         current = request.current_ask
         if current is None or current.mentor != sender:
@@ -413,6 +436,8 @@ class Workflow:
             self._cancel(
                 request, fx, now, by=Role.COORDINATOR, reason=_cancel_reason(first), answering=incoming
             )
+        elif is_reschedule(first) and request.state is State.INTRODUCED:
+            self.sessions.reschedule(request, Role.COORDINATOR, incoming, fx, now)
         elif assign and request.state in (State.ESCALATED, State.ASKING, State.INCOMPLETE):
             mentor = self.mentors.get(assign.group(1).lower())
             if mentor is None:
@@ -474,60 +499,42 @@ class Workflow:
         if mentor is None:
             self._escalate(request, fx, now, "the mentor who accepted is no longer in the directory")
             return
-        scheduling = self.config.scheduling
-        settings = SlotSettings(
-            scheduling.min_notice, scheduling.horizon, scheduling.step_minutes, scheduling.debrief_after
-        )
-        windows = request.form.availability or parse_availability(scheduling.default_hours)
-        plan = plan_sessions(
-            agreed,
-            mentor,
-            self.letters.protege_zone(request),
-            windows,
-            now,
-            self.store.booked(mentor.email),
-            settings,
-        )
+        planned = self.planner.plan(request, mentor, agreed, now)
         request.mentor = person(mentor)
         request.agreed = agreed
-        domain = self.config.programme.address.partition("@")[2]
-        stamp = int(now.timestamp())
-        request.bookings = (
-            []
-            if plan.problem
-            else [
-                Booking(
-                    uid=f"{request.ref.lower()}-{n + 1}-{stamp}@{domain}",
-                    kind=s.kind,
-                    start=s.start,
-                    end=s.end,
-                )
-                for n, s in enumerate(plan.sessions)
-            ]
-        )
-        for booking in request.bookings:
-            minutes = int((booking.end - booking.start).total_seconds() // 60)
-            fx.bookings.append((request.ref, mentor.email, booking.start, minutes))
+        request.bookings = [] if planned.problem else self.planner.bookings(request, planned.sessions, now)
+        book(request, mentor, request.bookings, fx)
+        for note in planned.notes:
+            request.note(now, "planning", note)
+            fx.log.append(("planning", f"{request.ref}: {note}"))
         counter = f" with a counter-offer of {agreed.describe()}" if agreed != request.form.budget else ""
-        when = "; ".join(f"{b.kind} {b.start:%Y-%m-%d %H:%M} UTC" for b in request.bookings)
         request.move(
             State.INTRODUCED,
             now,
             f"{mentor.name} <{mentor.email}> accepted{counter}; "
-            + (f"sessions: {when}" if when else f"no common slot: {plan.problem}"),
+            + (
+                f"sessions: {describe_times(request.bookings)}"
+                if request.bookings
+                else f"no common slot: {planned.problem}"
+            ),
         )
-        last_end = request.bookings[-1].end if request.bookings else now + scheduling.horizon
-        request.timer = Timer(TimerKind.REFLECTION_DUE, last_end + self.policy(request).reflection_delay)
-        fx.outgoing.extend(self.letters.introduction(request, mentor, agreed, plan.problem or "", now))
-        if plan.problem:
+        self.sessions.reflection_timer(request, now)
+        fx.outgoing.extend(self.letters.introduction(request, mentor, agreed, planned.problem or "", now))
+        if planned.problem:
             fx.outgoing.append(
                 self.letters.coordinator_note(
                     request,
                     "No common time found for an introduction",
-                    [plan.problem, "Both were asked to agree a time directly."],
+                    [planned.problem, "Both were asked to agree a time directly."],
                     now,
                 )
             )
+
+    def calendar_answer(
+        self, request: Request, answer: CalendarAnswer, incoming: Incoming, now: datetime
+    ) -> Effects:
+        """A calendar's answer to a session invitation (sessions.py decides)."""
+        return self.sessions.calendar_answer(request, answer, incoming, now)
 
     # -- reflection ----------------------------------------------------------------------
     def _reflection(

@@ -7,8 +7,12 @@ with replies built like a mail client builds them.
 
 from __future__ import annotations
 
+import base64
+import email
+import quopri
 import shutil
 from datetime import datetime, timedelta
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -25,6 +29,9 @@ from mailflow.tokens import find_ref
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+RSVP = DATA / "rsvp"
+SAMPLE_REF = "MM-7F3K2"  # what the stored calendar answers name
+SAMPLE_UID = "mm-7f3k2-1-1796511600@library.org"
 START = "2026-12-01T15:00:00+00:00"  # a Tuesday
 
 CONFIG = """
@@ -218,3 +225,45 @@ def minutes(event) -> int:  # type: ignore[no-untyped-def]
 
 def later(at: datetime, **delta: float) -> str:
     return (at + timedelta(**delta)).isoformat()
+
+
+def calendar_answer(name: str, uid: str, swaps: dict[str, str] | None = None) -> bytes:
+    """A stored client's calendar answer (`tests/data/rsvp/NAME.eml`) aimed at a session
+    of this run: its sample UID and reference become `uid` and its reference, in the
+    headers and inside every part (re-encoded as it was: base64, quoted-printable, 8bit)."""
+    ref = find_ref(uid)
+    assert ref, uid
+    changes = {SAMPLE_UID: uid, SAMPLE_REF: ref, SAMPLE_REF.lower(): ref.lower(), **(swaps or {})}
+
+    def swap(text: str) -> str:
+        for old, new in changes.items():
+            text = text.replace(old, new)
+        return text
+
+    message = email.message_from_bytes((RSVP / f"{name}.eml").read_bytes(), policy=policy.compat32)
+    for part in message.walk():
+        for key, value in list(part.items()):
+            if swap(value) != value:
+                part.replace_header(key, swap(value))
+        if part.is_multipart():
+            continue
+        raw = part.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        data = swap(raw.decode("utf-8")).encode("utf-8")
+        encoding = str(part.get("Content-Transfer-Encoding", "7bit")).lower()
+        if encoding == "base64":
+            part.set_payload(base64.encodebytes(data).decode("ascii"))
+        elif encoding == "quoted-printable":
+            part.set_payload(quopri.encodestring(data).decode("ascii"))
+        else:
+            part.set_payload(data.decode("utf-8"))
+    return message.as_bytes()
+
+
+def with_headers(raw: bytes, headers: dict[str, str]) -> bytes:
+    """The same message with more header fields in front (as a relay or a client adds them)."""
+    return b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + raw
+
+
+def calendar_parts(message: EmailMessage) -> list[EmailMessage]:
+    return [p for p in message.walk() if p.get_content_type() == "text/calendar"]

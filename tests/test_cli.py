@@ -118,6 +118,12 @@ def test_the_demo_walks_every_request_to_its_end(tmp_path: Path) -> None:
         "cancelled by the protege",
         "reflecting -> closed",
         "reflection_reminder",
+        "calendar answer from the protege: ACCEPTED",
+        "calendar answer from the protege: TENTATIVE",
+        "DECLINED session 1",
+        "introduced -> asking: asking Marcus Okafor",
+        "rescheduled: asked by the protege",
+        "answered an earlier version",
     ):
         assert step in out, step
     table = out.split("Where every request ended")[1]

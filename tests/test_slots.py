@@ -174,3 +174,37 @@ def test_no_common_time_is_said_plainly() -> None:
     )
     assert plan.sessions == []
     assert plan.problem is not None and "no time for the 45-minute conversation" in plan.problem
+
+
+def test_sessions_over_a_span_stay_inside_it_when_the_calendars_allow() -> None:
+    # Monday and Wednesday 09:00-10:00 only; two sessions "over 2 days". The first Monday slot
+    # would push the second past the span; starting at 09:30 keeps both inside it.
+    m = mentor("America/Chicago", "Mon 09:00-10:00", "Wed 09:00-10:00")
+    plan = plan_sessions(
+        parse_budget("2 x 30 minutes over 2 days"), m, "America/Chicago", [], NOW, [], SETTINGS
+    )
+    first, second = plan.sessions
+    assert plan.note == "" and plan.problem is None
+    assert local(first.start, "America/Chicago").strftime("%a %H:%M") == "Mon 09:30"
+    assert local(second.start, "America/Chicago").strftime("%a %H:%M") == "Wed 09:00"
+    assert second.end - first.start <= timedelta(days=2)
+
+
+def test_sessions_that_cannot_fit_the_span_are_spread_wider_and_it_is_said() -> None:
+    m = mentor("America/Chicago", "Mon 09:00-10:00")
+    plan = plan_sessions(
+        parse_budget("2 x 30 minutes over 3 days"), m, "America/Chicago", [], NOW, [], SETTINGS
+    )
+    first, second = plan.sessions
+    assert second.start - first.start == timedelta(days=7)
+    assert "spread over 7 days, more than the 3 asked for" in plan.note
+
+
+def test_not_before_and_busy_intervals_from_any_source_are_respected() -> None:
+    m = mentor("America/Chicago", "Mon-Fri 09:00-10:00")
+    not_before = datetime(2026, 12, 9, 0, 0, tzinfo=UTC)
+    busy = [(datetime(2026, 12, 9, 15, 0, tzinfo=UTC), datetime(2026, 12, 9, 15, 45, tzinfo=UTC))]
+    (session,) = plan_sessions(
+        parse_budget("30 minutes"), m, "America/Chicago", [], NOW, busy, SETTINGS, not_before=not_before
+    ).sessions
+    assert session.start == datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
