@@ -1,6 +1,7 @@
 """Delivery: the outbox of the state, handed to the sender, with retries.
 
-    store.pending(now) ─▶ sender.send ─▶ store.mark_sent (journal, fsync)
+    store.pending(now) ─▶ sender.send ─(last byte sent)─▶ store.handed_over (journal)
+                              ─(server's 250)─▶ store.mark_sent
                               └─ DeliveryError ─▶ store.mark_failed(next attempt) ─▶ note to coordinator
 
 Every message was recorded in the outbox, with its final Message-ID, by the commit
@@ -17,6 +18,7 @@ rather than each message paying a connection time-out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -73,8 +75,9 @@ class Delivery:
     def _send(self, due: list[Outgoing], result: Delivered, now: datetime) -> bool:
         """Send each in turn; True when the route went down (the rest were held back)."""
         for index, outgoing in enumerate(due):
+            handed_over: list[bool] = []
             try:
-                self.sender.send(outgoing)
+                self.sender.send(outgoing, handed_over=self._noter(outgoing.message_id, handed_over))
             except PartlyDelivered as partly:
                 self.store.mark_sent(outgoing.message_id)
                 result.sent += 1
@@ -83,6 +86,8 @@ class Delivery:
                     result.overdue.append((outgoing, f"delivered to the others; {partly}"))
                 continue
             except (DeliveryError, OSError) as caught:
+                if handed_over:
+                    self.store.taken_back(outgoing.message_id)
                 error = (
                     caught
                     if isinstance(caught, DeliveryError)
@@ -105,6 +110,15 @@ class Delivery:
                 ", ".join(outgoing.recipients),
             )
         return False
+
+    def _noter(self, message_id: str, noted: list[bool]) -> Callable[[], None]:
+        """Notes the message in the sent journal the moment it has left (smtp.py says when)."""
+
+        def handed_over() -> None:
+            self.store.handed_over(message_id)
+            noted.append(True)
+
+        return handed_over
 
     def _hold_back(self, outgoing: Outgoing, error: DeliveryError, now: datetime, result: Delivered) -> None:
         settings = self.config.delivery

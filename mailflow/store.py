@@ -2,21 +2,24 @@
 
     var/state.json          open requests, the outbox, seen messages, mentor ledger, log
     var/state.json.prev     the previous good state (a corrupt state.json is never lost work)
-    var/state.json.sent     Message-IDs delivered since the last commit (append-only)
+    var/state.json.sent     Message-IDs handed to the outgoing server since the last commit
     var/state.json.lock     held by the process that owns the state
     var/archive/YYYY-MM.json  closed and cancelled requests, by the month they ended
+    var/archive/index.txt   reference -> archive month (append-only)
     var/relationships.jsonl mentor/protégé pairs that finished a mentoring (append-only)
 
-Changes are staged in memory and written by `commit()`: the whole file goes to a
-temporary file, is fsynced and renamed over the old one, so a crash at any moment
-leaves either the old or the new state. Only open requests live in state.json, so
-the cost of a commit grows with the programme's current work, not with its history.
+Changes are staged in memory and written by `commit()` (storage.py: temporary file,
+fsync, rename). Only open requests live in state.json and the lookups a message needs
+(a request by reference, a message seen before, an outbox entry, a mentor's load) are
+by key or kept up to date as requests change, so the cost of handling a message
+grows neither with the programme's history nor with the size of its backlog.
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -27,89 +30,20 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 from tinydb import Query, TinyDB
-from tinydb.storages import Storage
 from tinydb.table import Document
 
 from .errors import StateError
 from .match import Load
 from .model import Outgoing, Request, State
+from .storage import AtomicJSONStorage
 from .tokens import ALPHABET
 
 _REQUEST = TypeAdapter(Request)
 SEEN_RETENTION = timedelta(days=30)
 LOG_RETENTION = 2000
+FINISHED = (State.CLOSED.value, State.CANCELLED.value)
 
-
-class AtomicJSONStorage(Storage):
-    """A TinyDB storage kept in memory and written only by `flush`, by write-and-rename."""
-
-    def __init__(self, path: str, keep_previous: bool = True) -> None:
-        self.path = Path(path)
-        self.keep_previous = keep_previous
-        self._data: dict[str, dict[str, Any]] | None = None
-        self.dirty = False
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        if self._data is None:
-            self._data = self._load()
-        return self._data
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError) as error:
-            previous = self.path.with_name(self.path.name + ".prev")
-            hint = (
-                f" The last good copy is {previous}: inspect both, then copy it over {self.path.name}."
-                if previous.exists()
-                else ""
-            )
-            raise StateError(
-                f"{self.path} is damaged and cannot be read ({error}).{hint} Nothing was changed."
-            ) from error
-        if not isinstance(data, dict):
-            raise StateError(f"{self.path} does not hold a mailflow state (not a JSON object)")
-        return data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        self._data = data
-        self.dirty = True
-
-    def flush(self) -> None:
-        if not self.dirty or self._data is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(self._data, handle, separators=(",", ":"), ensure_ascii=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        if self.keep_previous and self.path.exists():
-            previous = self.path.with_name(self.path.name + ".prev")
-            link = self.path.with_name(f".{self.path.name}.prev.tmp")
-            link.unlink(missing_ok=True)
-            os.link(self.path, link)
-            os.replace(link, previous)
-        os.replace(temporary, self.path)
-        _fsync_dir(self.path.parent)
-        self.dirty = False
-
-    def close(self) -> None:
-        pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+__all__ = ["AtomicJSONStorage", "DeliveryAttempts", "SeenMessage", "Store", "doc_id"]
 
 
 def doc_id(ref: str) -> int:
@@ -118,6 +52,11 @@ def doc_id(ref: str) -> int:
     for char in ref.upper().removeprefix("MM-"):
         number = number * 32 + ALPHABET.index(char)
     return number + 1
+
+
+def key_id(text: str) -> str:
+    """A stable TinyDB document id for a Message-ID or a seen-message key."""
+    return str(int(hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:15], 16))
 
 
 @dataclass(frozen=True)
@@ -139,6 +78,15 @@ class SeenMessage:
     ref: str | None
 
 
+@dataclass(frozen=True)
+class _Share:
+    """What one open request adds to a mentor's load."""
+
+    mentor: str
+    active: int
+    pending_minutes: int  # asked and not yet answered: counted as if booked this month
+
+
 class Store:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
@@ -147,22 +95,32 @@ class Store:
         self.db = TinyDB(str(path), storage=AtomicJSONStorage)
         self.storage: AtomicJSONStorage = self.db.storage  # type: ignore[assignment]
         self.storage.read()
-        self.requests = self.db.table("requests", cache_size=0)
-        self.outbox = self.db.table("outbox", cache_size=0)
-        self.seen = self.db.table("seen", cache_size=0)
         self.ledger = self.db.table("ledger", cache_size=0)
         self.log_table = self.db.table("log", cache_size=0)
         self.meta = self.db.table("meta", cache_size=0)
         self.archive_dir = path.parent / "archive"
         self.relationships_path = path.parent / "relationships.jsonl"
         self.sent_journal = path.with_name(path.name + ".sent")
+        self._journal: TextIO | None = None
         self._message_refs: dict[str, str] = {}
         self._relationships: dict[str, set[str]] | None = None
         self._archived_refs: dict[str, str] | None = None
-        for doc in self.requests.all():
-            for message_id in doc.get("message_ids", []):
-                self._message_refs[message_id] = doc["ref"]
+        self._shares: dict[str, _Share] = {}
+        for doc in self._requests().values():
+            self._index(doc)
         self._apply_sent_journal()
+
+    def _requests(self) -> dict[str, Any]:
+        return self.storage.table("requests")
+
+    def _index(self, doc: dict[str, Any]) -> None:
+        for message_id in doc.get("message_ids", []):
+            self._message_refs[message_id] = doc["ref"]
+        share = _share(doc)
+        if share is None:
+            self._shares.pop(doc["ref"], None)
+        else:
+            self._shares[doc["ref"]] = share
 
     # -- ownership -------------------------------------------------------------
     def _lock(self) -> TextIO:
@@ -188,6 +146,9 @@ class Store:
     def close(self) -> None:
         if not self.readonly:
             self.commit()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
@@ -201,8 +162,8 @@ class Store:
 
     # -- requests --------------------------------------------------------------
     def get(self, ref: str) -> Request | None:
-        doc = self.requests.get(doc_id=doc_id(ref))
-        return _REQUEST.validate_python(dict(doc)) if doc else None
+        doc = self._requests().get(str(doc_id(ref)))
+        return _REQUEST.validate_python(doc) if doc else None
 
     def find(self, ref: str) -> Request | None:
         """A request, open or archived."""
@@ -218,12 +179,13 @@ class Store:
 
     def put(self, request: Request) -> None:
         data = _REQUEST.dump_python(request, mode="json")
-        self.requests.upsert(Document(data, doc_id=doc_id(request.ref)))
-        for message_id in request.message_ids:
-            self._message_refs[message_id] = request.ref
+        key = str(doc_id(request.ref))
+        self._requests()[key] = data
+        self.storage.touch("requests", key)
+        self._index(data)
 
     def ref_taken(self, ref: str) -> bool:
-        return self.requests.contains(doc_id=doc_id(ref)) or ref in self._archive_index()
+        return str(doc_id(ref)) in self._requests() or ref in self._archive_index()
 
     def _archive_index(self) -> dict[str, str]:
         """Reference -> archive month, read once from archive/index.txt (append-only)."""
@@ -242,22 +204,20 @@ class Store:
 
     def open_requests(self) -> list[Request]:
         return [
-            _REQUEST.validate_python(dict(doc))
-            for doc in self.requests.all()
-            if doc["state"] not in (State.CLOSED, State.CANCELLED)
+            _REQUEST.validate_python(doc) for doc in self._requests().values() if doc["state"] not in FINISHED
         ]
 
     def due(self, now: datetime) -> list[str]:
         """References of open requests whose timer is due, oldest first."""
         due = []
-        for doc in self.requests.all():
+        for doc in self._requests().values():
             timer = doc.get("timer")
             if timer and _time(timer["due"]) <= now:
                 due.append((_time(timer["due"]), doc["ref"]))
         return [ref for _, ref in sorted(due)]
 
     def next_due(self) -> datetime | None:
-        times = [_time(doc["timer"]["due"]) for doc in self.requests.all() if doc.get("timer")]
+        times = [_time(doc["timer"]["due"]) for doc in self._requests().values() if doc.get("timer")]
         return min(times) if times else None
 
     def archived(self) -> Iterator[Request]:
@@ -269,66 +229,84 @@ class Store:
                 yield _REQUEST.validate_python(doc)
 
     # -- the outbox ------------------------------------------------------------
+    def _outbox(self) -> dict[str, Any]:
+        return self.storage.table("outbox")
+
     def queue(self, outgoing: Outgoing, at: datetime) -> None:
-        self.outbox.insert(
-            {
-                "message_id": outgoing.message_id,
-                "ref": outgoing.ref,
-                "purpose": outgoing.purpose,
-                "recipients": outgoing.recipients,
-                "raw": base64.b64encode(outgoing.raw).decode(),
-                "queued": at.isoformat(),
-                "attempts": 0,
-                "error": "",
-            }
-        )
+        key = key_id(outgoing.message_id)
+        self._outbox()[key] = {
+            "message_id": outgoing.message_id,
+            "ref": outgoing.ref,
+            "purpose": outgoing.purpose,
+            "recipients": outgoing.recipients,
+            "raw": base64.b64encode(outgoing.raw).decode(),
+            "queued": at.isoformat(),
+            "attempts": 0,
+            "error": "",
+        }
+        self.storage.touch("outbox", key)
 
     def pending(self, now: datetime | None = None) -> list[Outgoing]:
         """Messages waiting to be sent, oldest first; with `now`, only those due by then."""
         return [
             Outgoing(
-                doc["message_id"],
-                doc["ref"],
-                doc["purpose"],
-                doc["recipients"],
-                base64.b64decode(doc["raw"]),
+                doc["message_id"], doc["ref"], doc["purpose"], doc["recipients"], base64.b64decode(doc["raw"])
             )
-            for doc in self.outbox.all()
+            for doc in self._outbox().values()
             if now is None or not doc.get("next_attempt") or _time(doc["next_attempt"]) <= now
         ]
 
     def outbox_entries(self) -> list[dict[str, Any]]:
-        return [dict(doc) for doc in self.outbox.all()]
+        return [dict(doc) for doc in self._outbox().values()]
 
     def next_attempt(self) -> datetime | None:
         """When the earliest message held back after a failure is due to be tried again."""
-        times = [_time(doc["next_attempt"]) for doc in self.outbox.all() if doc.get("next_attempt")]
+        times = [_time(doc["next_attempt"]) for doc in self._outbox().values() if doc.get("next_attempt")]
         return min(times) if times else None
 
+    def handed_over(self, message_id: str) -> None:
+        """The message has left for the outgoing server: note it in the sent journal at once.
+
+        Written (not fsynced: a killed process's writes survive in the page cache; the
+        next commit fsyncs) right after the message's last byte went to the server and
+        before its answer is read, so a kill between the two cannot send it again.
+        """
+        if self._journal is None:
+            self._journal = open(self.sent_journal, "a", encoding="utf-8")  # noqa: SIM115
+        self._journal.write(message_id + "\n")
+        self._journal.flush()
+
+    def taken_back(self, message_id: str) -> None:
+        """The server refused a message noted as handed over: it stays in the outbox."""
+        self.handed_over("-" + message_id)
+
     def mark_sent(self, message_id: str) -> None:
-        """Record a delivery at once (append + fsync), before anything else can happen."""
-        with open(self.sent_journal, "a", encoding="utf-8") as handle:
-            handle.write(message_id + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.outbox.remove(Query().message_id == message_id)
+        """The server took the message: it leaves the outbox (and is in the journal)."""
+        if self._outbox().pop(key_id(message_id), None) is not None:
+            self.storage.dirty = True
+            self.handed_over(message_id)
+
+    def _entry(self, message_id: str) -> dict[str, Any] | None:
+        return self._outbox().get(key_id(message_id))
 
     def mark_failed(
         self, message_id: str, error: str, *, at: datetime | None = None, next_attempt: datetime | None = None
     ) -> DeliveryAttempts | None:
         """Count a failed attempt; the message is not tried again before `next_attempt`."""
-        for doc in self.outbox.search(Query().message_id == message_id):
-            changes: dict[str, Any] = {"attempts": doc["attempts"] + 1, "error": error[:300]}
-            if at is not None and not doc.get("first_failure"):
-                changes["first_failure"] = at.isoformat()
-            if next_attempt is not None:
-                changes["next_attempt"] = next_attempt.isoformat()
-            self.outbox.update(changes, doc_ids=[doc.doc_id])
-            return self.attempts(message_id)
-        return None
+        doc = self._entry(message_id)
+        if doc is None:
+            return None
+        doc["attempts"] += 1
+        doc["error"] = error[:300]
+        if at is not None and not doc.get("first_failure"):
+            doc["first_failure"] = at.isoformat()
+        if next_attempt is not None:
+            doc["next_attempt"] = next_attempt.isoformat()
+        self.storage.touch("outbox", key_id(message_id))
+        return self.attempts(message_id)
 
     def attempts(self, message_id: str) -> DeliveryAttempts | None:
-        doc = self.outbox.get(Query().message_id == message_id)
+        doc = self._entry(message_id)
         if not doc:
             return None
         first = doc.get("first_failure")
@@ -341,40 +319,49 @@ class Store:
 
     def mark_reported(self, message_id: str) -> None:
         """The coordinator has been told about this message (told once, not at every retry)."""
-        self.outbox.update({"reported": True}, Query().message_id == message_id)
+        doc = self._entry(message_id)
+        if doc is not None:
+            doc["reported"] = True
+            self.storage.touch("outbox", key_id(message_id))
 
     def _apply_sent_journal(self) -> None:
         if not self.sent_journal.exists():
             return
-        sent = set(self.sent_journal.read_text(encoding="utf-8").split())
-        if sent:
-            self.outbox.remove(Query().message_id.one_of(list(sent)))
+        handed: dict[str, bool] = {}
+        for line in self.sent_journal.read_text(encoding="utf-8").split():
+            if line.startswith("-"):
+                handed[line[1:]] = False
+            else:
+                handed[line] = True
+        outbox = self._outbox()
+        for message_id, sent in handed.items():
+            if sent and outbox.pop(key_id(message_id), None) is not None:
+                self.storage.dirty = True
 
     # -- incoming messages -----------------------------------------------------
     def seen_message(self, key: str) -> SeenMessage | None:
-        doc = self.seen.get(Query().key == key)
+        doc = self.storage.table("seen").get(key_id(key))
         if not doc:
             return None
         return SeenMessage(doc["key"], _time(doc["at"]), doc["outcome"], doc["folder"], doc["ref"])
 
     def remember(self, key: str, at: datetime, outcome: str, folder: str, ref: str | None) -> None:
-        self.seen.upsert(
-            {"key": key, "at": at.isoformat(), "outcome": outcome, "folder": folder, "ref": ref},
-            Query().key == key,
-        )
+        doc_key = key_id(key)
+        self.storage.table("seen")[doc_key] = {
+            "key": key,
+            "at": at.isoformat(),
+            "outcome": outcome,
+            "folder": folder,
+            "ref": ref,
+        }
+        self.storage.touch("seen", doc_key)
 
     # -- the decision log (decisions not tied to one request) ---------------------
     def log(
         self, at: datetime, what: str, reason: str, *, message_id: str = "", ref: str | None = None
     ) -> None:
         self.log_table.insert(
-            {
-                "at": at.isoformat(),
-                "what": what,
-                "reason": reason,
-                "message_id": message_id,
-                "ref": ref,
-            }
+            {"at": at.isoformat(), "what": what, "reason": reason, "message_id": message_id, "ref": ref}
         )
 
     def recent_log(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -397,23 +384,20 @@ class Store:
         ]
 
     def mentor_load(self, now: datetime) -> dict[str, Load]:
-        """Minutes booked in the current month and requests in hand, per mentor."""
+        """Minutes booked in the current month and requests in hand, per mentor.
+
+        The ledger holds only the last weeks' sessions; the requests' shares are kept up
+        to date by `put`, so this does not read every open request.
+        """
         loads: dict[str, Load] = {}
         for doc in self.ledger.all():
             start = _time(doc["start"])
             if (start.year, start.month) == (now.year, now.month):
                 loads.setdefault(doc["mentor"], Load()).minutes_this_month += doc["minutes"]
-        for doc in self.requests.all():
-            state = doc["state"]
-            if state == State.ASKING and doc["asks"] and doc["asks"][-1]["outcome"] is None:
-                mentor = doc["asks"][-1]["mentor"]
-                load = loads.setdefault(mentor, Load())
-                load.active += 1
-                budget = doc["form"].get("budget")
-                if budget:
-                    load.minutes_this_month += sum(s["minutes"] for s in budget["sessions"])
-            elif state == State.INTRODUCED and doc.get("mentor"):
-                loads.setdefault(doc["mentor"]["email"], Load()).active += 1
+        for share in self._shares.values():
+            load = loads.setdefault(share.mentor, Load())
+            load.active += share.active
+            load.minutes_this_month += share.pending_minutes
         return loads
 
     def known_mentors(self, protege: str) -> set[str]:
@@ -428,18 +412,9 @@ class Store:
 
     def remember_pairing(self, protege: str, mentor: str, ref: str, at: datetime) -> None:
         """Appended before the request closes, so a crash can only repeat it (harmless)."""
+        entry = {"protege": protege.lower(), "mentor": mentor.lower(), "ref": ref, "at": at.isoformat()}
         with open(self.relationships_path, "a", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps(
-                    {
-                        "protege": protege.lower(),
-                        "mentor": mentor.lower(),
-                        "ref": ref,
-                        "at": at.isoformat(),
-                    }
-                )
-                + "\n"
-            )
+            handle.write(json.dumps(entry) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         if self._relationships is not None:
@@ -460,43 +435,63 @@ class Store:
             raise StateError("this store was opened read-only")
         now = now or datetime.now(UTC)
         self._archive_finished(now)
+        seen = self.storage.table("seen")
         cutoff = (now - SEEN_RETENTION).isoformat()
-        if any(doc["at"] < cutoff for doc in self.seen.all()):
-            self.seen.remove(lambda doc: doc["at"] < cutoff)
+        old = [key for key, doc in seen.items() if doc["at"] < cutoff]
+        for key in old:
+            del seen[key]
         if len(self.log_table) > LOG_RETENTION:
             extra = self.log_table.all()[: len(self.log_table) - LOG_RETENTION]
             self.log_table.remove(doc_ids=[doc.doc_id for doc in extra])
         month_start = datetime(now.year, now.month, 1, tzinfo=UTC) - timedelta(days=40)
         if any(_time(doc["start"]) < month_start for doc in self.ledger.all()):
             self.ledger.remove(lambda doc: _time(doc["start"]) < month_start)
+        if old:
+            self.storage.dirty = True
         self.storage.flush()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self.sent_journal.unlink(missing_ok=True)
 
     def _archive_finished(self, now: datetime) -> None:
-        finished: list[Document] = [
-            doc for doc in self.requests.all() if doc["state"] in (State.CLOSED, State.CANCELLED)
-        ]
+        requests = self._requests()
+        finished = {key: doc for key, doc in requests.items() if doc["state"] in FINISHED}
         if not finished:
             return
-        by_month: dict[str, list[Document]] = {}
-        for doc in finished:
+        by_month: dict[str, dict[str, Any]] = {}
+        for key, doc in finished.items():
             ended = _time(doc["history"][-1]["at"]) if doc["history"] else now
-            by_month.setdefault(f"{ended:%Y-%m}", []).append(doc)
+            by_month.setdefault(f"{ended:%Y-%m}", {})[key] = doc
         for month, docs in by_month.items():
             archive = TinyDB(str(self.archive_dir / f"{month}.json"), storage=AtomicJSONStorage)
             table = archive.table("requests", cache_size=0)
-            for doc in docs:
-                table.upsert(Document(dict(doc), doc_id=doc.doc_id))
+            for key, doc in docs.items():
+                table.upsert(Document(dict(doc), doc_id=int(key)))
             archive.storage.flush()  # type: ignore[attr-defined]
         index = self._archive_index()
         with open(self.archive_dir / "index.txt", "a", encoding="utf-8") as handle:
             for month, docs in by_month.items():
-                for doc in docs:
+                for doc in docs.values():
                     handle.write(f"{doc['ref']} {month}\n")
                     index[doc["ref"]] = month
             handle.flush()
             os.fsync(handle.fileno())
-        self.requests.remove(doc_ids=[doc.doc_id for doc in finished])
+        for key, doc in finished.items():
+            del requests[key]
+            self._shares.pop(doc["ref"], None)
+        self.storage.dirty = True
+
+
+def _share(doc: dict[str, Any]) -> _Share | None:
+    state = doc["state"]
+    if state == State.ASKING and doc["asks"] and doc["asks"][-1]["outcome"] is None:
+        budget = doc["form"].get("budget")
+        minutes = sum(s["minutes"] for s in budget["sessions"]) if budget else 0
+        return _Share(doc["asks"][-1]["mentor"], 1, minutes)
+    if state == State.INTRODUCED and doc.get("mentor"):
+        return _Share(doc["mentor"]["email"], 1, 0)
+    return None
 
 
 def _time(text: str) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,8 +46,12 @@ class MailSource(Protocol):
 
 
 class MailSender(Protocol):
-    def send(self, outgoing: Outgoing) -> None:
-        """Deliver one message; raise DeliveryError when it could not be handed over."""
+    def send(self, outgoing: Outgoing, handed_over: Callable[[], None] | None = None) -> None:
+        """Deliver one message; raise DeliveryError when it could not be handed over.
+
+        `handed_over` is called at the moment the message has irrevocably left (for SMTP:
+        its last byte is on the wire, the server's answer not yet read), so that the caller
+        can note it before anything else can happen."""
         ...
 
     def describe(self) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import mailbox
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DeliveryError, MailboxError
@@ -95,7 +96,7 @@ class MaildirSender:
     def file_name(self, message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:24] + ".mailflow"
 
-    def send(self, outgoing: Outgoing) -> None:
+    def send(self, outgoing: Outgoing, handed_over: Callable[[], None] | None = None) -> None:
         name = self.file_name(outgoing.message_id)
         if any((self.path / sub / name).exists() for sub in ("new", "cur")) or any(
             p.name.startswith(name + ":") for p in (self.path / "cur").glob(name + ":*")
@@ -108,6 +109,8 @@ class MaildirSender:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.rename(temporary, self.path / "new" / name)
+            if handed_over is not None:
+                handed_over()
         except OSError as error:
             raise DeliveryError(f"cannot write {outgoing.message_id} to {self.path}: {error}") from error
 

@@ -30,6 +30,7 @@ import logging
 import re
 import smtplib
 import time
+from collections.abc import Callable
 
 from ..auth import Credentials, OAuth2, smtp_login_advice, xoauth2
 from ..errors import AuthError, DeliveryError, PartlyDelivered
@@ -64,11 +65,11 @@ class SmtpSender:
         self._fresh_token = False
 
     # -- MailSender ------------------------------------------------------------------
-    def send(self, outgoing: Outgoing) -> None:
+    def send(self, outgoing: Outgoing, handed_over: Callable[[], None] | None = None) -> None:
         smtp = self._connection()
         where = self.address.display()
         try:
-            refused = smtp.sendmail(self.envelope_from, outgoing.recipients, crlf(outgoing.raw))
+            refused = self._transaction(smtp, outgoing, handed_over)
         except smtplib.SMTPRecipientsRefused as error:
             said = _refusals(error.recipients)
             permanent = all(code >= 500 for code, _ in error.recipients.values())
@@ -102,6 +103,53 @@ class SmtpSender:
             raise PartlyDelivered(
                 f"{where} refused some recipients: {_refusals(refused)}", refused=_plain(refused)
             )
+
+    def _transaction(
+        self, smtp: smtplib.SMTP, outgoing: Outgoing, handed_over: Callable[[], None] | None
+    ) -> dict[str, tuple[int, bytes]]:
+        """MAIL, RCPT, DATA (RFC 5321 §3.3), like `SMTP.sendmail`, with one difference:
+        `handed_over` runs between sending the final "." and reading the server's answer.
+
+        The server delivers once it has the final dot; a client killed while waiting for
+        the 250 cannot know it did (RFC 1047). Noting the message as sent before the
+        answer is read closes that window: a kill can then only fall between the two
+        system calls, not across a network round trip.
+        """
+        data = crlf(outgoing.raw)
+        smtp.ehlo_or_helo_if_needed()
+        options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") and _has_8bit(data) else []
+        code, answer = smtp.mail(self.envelope_from, options)
+        if code != 250:
+            if code == 421:
+                self._drop()
+            else:
+                smtp.rset()
+            raise smtplib.SMTPSenderRefused(code, answer, self.envelope_from)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for recipient in outgoing.recipients:
+            code, answer = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                refused[recipient] = (code, answer)
+            if code == 421:
+                self._drop()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(outgoing.recipients):
+            smtp.rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, answer = smtp.docmd("DATA")
+        if code != 354:
+            smtp.rset()
+            raise smtplib.SMTPDataError(code, answer)
+        body = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing, RFC 5321 §4.5.2
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        if handed_over is not None:
+            handed_over()
+        code, answer = smtp.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, answer)
+        return refused
 
     def close(self) -> None:
         self._drop()
@@ -207,6 +255,10 @@ class SmtpSender:
             _quietly_close(self._smtp)
             self._smtp = None
             self._fresh_token = True
+
+
+def _has_8bit(data: bytes) -> bool:
+    return any(byte > 127 for byte in data)
 
 
 def crlf(raw: bytes) -> bytes:
