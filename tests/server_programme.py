@@ -19,7 +19,7 @@ from mailflow.mailboxes import open_mail
 from mailflow.mailboxes.imap import ImapSource
 from mailflow.store import Store
 
-from .programme import Programme
+from .programme import DATA, Programme
 from .servers import Dovecot, SmtpServer
 
 
@@ -44,8 +44,11 @@ class ServerProgramme(Programme):
         *,
         mail: str | None = None,
         extra_config: str = "",
+        rules: Path = DATA / "rules",
     ) -> None:
-        super().__init__(root, mail=mail or server_mail(dovecot, smtp), extra_config=extra_config)
+        super().__init__(
+            root, rules=rules, mail=mail or server_mail(dovecot, smtp), extra_config=extra_config
+        )
         self.dovecot = dovecot
         self.smtp = smtp
 
