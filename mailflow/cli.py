@@ -151,12 +151,16 @@ def status(
     type=click.Path(dir_okay=False),
 )
 def check(config_path: str) -> None:
-    """Validate config, rules, the mentor directory and templates."""
+    """Validate config, rules, the mentor directory and templates.
+
+    Every problem is printed as FILE:LINE: what is wrong and how to fix it; the exit
+    status is 1 when there is any. `mailflow run` refuses the same problems.
+    """
     from .checks import check_all
 
     problems = check_all(Path(config_path))
     for problem in problems:
-        click.echo(str(problem))
+        click.echo(str(problem.relative_to(Path.cwd())))
     if problems:
         click.echo(f"{len(problems)} problem(s) found.", err=True)
         sys.exit(1)

@@ -116,7 +116,7 @@ def _filter(
 ) -> str | None:
     if mentor.email == protege.email.lower():
         return "is the protégé"
-    pool = _pool_mismatch(mentor, rule)
+    pool = pool_mismatch(mentor, rule)
     if pool:
         return pool
     if mentor.email in ctx.excluded:
@@ -144,7 +144,7 @@ def _filter(
     return None
 
 
-def _pool_mismatch(mentor: Mentor, rule: Rule) -> str | None:
+def pool_mismatch(mentor: Mentor, rule: Rule) -> str | None:
     if rule.pool_mentors and mentor.email not in rule.pool_mentors:
         return f"not among the mentors of rule '{rule.name}'"
     if rule.pool_libraries and mentor.library not in rule.pool_libraries:

@@ -29,6 +29,8 @@ MESSAGES = {
     "session_cancelled",
     "needs_attention",
     "coordinator_note",
+    "digest",
+    "reload_failed",
 }
 
 
