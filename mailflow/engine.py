@@ -27,15 +27,17 @@ from .letters import Letters
 from .mailboxes import Fetched, MailSender, MailSource
 from .mailboxes.base import NEEDS_ATTENTION, PROCESSED
 from .messages import Effects, Messages
+from .reload import LiveFiles, Loaded, refusal_note
 from .render import Renderer
 from .route import Kind, route
-from .rules import Ruleset, load_rules
+from .rules import Ruleset
 from .store import Store
 from .tokens import Tokens, load_secret
 from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 BATCH = 200
+REFUSED_META = "refused_files"  # the version of rules/templates the coordinator was told about
 
 
 @dataclass
@@ -65,14 +67,30 @@ class Engine:
         self.source = source
         self.sender = sender
         self.clock = clock
-        self.ruleset = ruleset or load_rules(config.rules_dir)
-        self.renderer = renderer or Renderer(config.templates_dir)
+        # Rules and templates come from a checked copy that follows the coordinator's edits
+        # (reload.py), unless the caller passes its own.
+        self.live: LiveFiles | None = None
+        self.files_loaded_at: datetime | None = None
+        refused: Loaded | None = None
+        if ruleset is None or renderer is None:
+            work_dir = config.state_path.parent / "programme"
+            self.live = LiveFiles(config.rules_dir, config.templates_dir, work_dir)
+            loaded = self.live.start()
+            assert loaded.ruleset is not None and loaded.renderer is not None
+            ruleset, renderer = ruleset or loaded.ruleset, renderer or loaded.renderer
+            refused = loaded if loaded.issues else None
+            self.files_loaded_at = None if refused else clock.now()
+        self.ruleset: Ruleset = ruleset
+        self.renderer: Renderer = renderer
         secret = load_secret(config.security.secret_env, config.state_path.parent / "secret.key")
         self.tokens = Tokens(secret, config.programme.address)
         self.loop_token = store.get_meta("loop_token") or secrets.token_hex(8)
         store.set_meta("loop_token", self.loop_token)
         self.stopping = threading.Event()
         self._build_workflow()
+        if refused is not None:
+            self._refuse(refused, clock.now())
+            store.commit(clock.now())
 
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
@@ -83,6 +101,7 @@ class Engine:
     def run_once(self) -> RunReport:
         """Handle everything waiting in the inbox, fire due timers, deliver, file away."""
         report = RunReport()
+        self._reload()
         while not self.stopping.is_set():
             items = self.source.fetch()[:BATCH]
             if not items:
@@ -104,6 +123,8 @@ class Engine:
             timeout = self.config.mail.poll_seconds * 60
             if next_due is not None:
                 timeout = max(0.0, min(timeout, (next_due - self.clock.now()).total_seconds()))
+            if self.live is not None:  # look for edits to rules/ and templates/ this often
+                timeout = min(timeout, self.config.mail.poll_seconds)
             self.source.wait(timeout)
 
     def stop(self) -> None:
@@ -253,3 +274,43 @@ class Engine:
                 outgoing.purpose,
                 ", ".join(outgoing.recipients),
             )
+
+    # -- hot reload (reload.py) --------------------------------------------------------
+    def _reload(self) -> None:
+        """Swap in edited rules and templates once they pass the checks; else keep the old."""
+        loaded = self.live.poll() if self.live is not None else None
+        if loaded is None:
+            return
+        now = self.clock.now()
+        if loaded.ruleset is not None and loaded.renderer is not None:
+            self.ruleset, self.renderer = loaded.ruleset, loaded.renderer
+            self._build_workflow()
+            self.files_loaded_at = now
+            self.store.set_meta(REFUSED_META, None)
+            self.store.log(now, "rules reloaded", f"rules and templates version {loaded.digest} in use")
+            log.info("rules and templates reloaded (version %s)", loaded.digest)
+        else:
+            self._refuse(loaded, now)
+        self.store.commit(now)
+
+    def _refuse(self, loaded: Loaded, now: datetime) -> None:
+        """Tell the coordinator what is wrong with their edit, once per broken version."""
+        self.store.log(
+            now,
+            "edit refused",
+            f"{len(loaded.issues)} problem(s) in rules/templates version {loaded.digest}; "
+            "the last good set stays in use: " + "; ".join(str(i) for i in loaded.issues[:3]),
+        )
+        log.warning("edit refused, keeping the last good rules and templates: %s", loaded.issues[0])
+        if self.store.get_meta(REFUSED_META) == loaded.digest:
+            return
+        note = refusal_note(
+            self.workflow.letters.messages,
+            self.workflow.coordinator,
+            loaded.issues,
+            self.files_loaded_at,
+            self.config.programme.time_zone,
+            now,
+        )
+        self.store.queue(note, now)
+        self.store.set_meta(REFUSED_META, loaded.digest)
