@@ -7,12 +7,17 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .clock import Clock, FixedClock, OffsetClock, SystemClock, parse_iso
 from .config import Config, load_config
 from .errors import MailflowError
+
+if TYPE_CHECKING:
+    from .render import Renderer
+    from .rules import Ruleset
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -165,6 +170,74 @@ def check(config_path: str) -> None:
         click.echo(f"{len(problems)} problem(s) found.", err=True)
         sys.exit(1)
     click.echo("config, rules, mentor directory and templates are fine.")
+
+
+def _checked_files(config: Config) -> tuple[Ruleset, Renderer]:
+    """The rules and templates as they are on disk; problems end the command (exit 1)."""
+    from .checks import check_programme
+
+    ruleset, renderer, issues = check_programme(config.rules_dir, config.templates_dir)
+    if ruleset is None or renderer is None:
+        for issue in issues:
+            click.echo(str(issue.relative_to(Path.cwd())), err=True)
+        click.echo(f"{len(issues)} problem(s): fix them first (mailflow check).", err=True)
+        sys.exit(1)
+    return ruleset, renderer
+
+
+@main.command()
+@click.argument("eml", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--replay",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Instead of one message: match the last N requests in the state again with the current "
+    "rules, and list every request whose match would change.",
+)
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Simulate as if the clock said this time.")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
+def simulate(eml: str | None, replay: int | None, now_text: str | None, config_path: str) -> None:
+    """What would happen to the request in EML, and why; nothing is sent or saved.
+
+    Shows the fields as read, every rule in order (which matched and why the others did
+    not), the candidates in the order they would be asked with their reasons, the mentors
+    filtered out and by which filter, the sessions each invite would propose, and the
+    messages that would be sent. With --replay N, shows what the current rule files would
+    change for the last N requests in the state, old against new.
+    """
+    from .simulate import explain, explain_replay
+    from .simulate import replay as replay_requests
+    from .simulate import simulate as simulate_request
+    from .store import Store
+
+    if (eml is None) == (replay is None):
+        _fail(MailflowError("give either an .eml file or --replay N (see mailflow simulate --help)"))
+        return
+    try:
+        config = _config(config_path)
+        now = parse_iso(now_text) if now_text else SystemClock().now()
+    except (MailflowError, ValueError) as error:
+        _fail(error)
+        return
+    ruleset, renderer = _checked_files(config)
+    store = Store(config.state_path, readonly=True)
+    try:
+        if replay is not None:
+            result = replay_requests(config, store, ruleset, replay)
+            click.echo(explain_replay(result, config.rules_dir))
+            return
+        assert eml is not None
+        sim = simulate_request(config, store, ruleset, renderer, Path(eml).read_bytes(), now)
+        click.echo(explain(sim, eml, config))
+    finally:
+        store.close()
 
 
 @main.command()

@@ -52,8 +52,9 @@ def match(
     now: datetime | None = None,
 ) -> Decision:
     rule, skipped = first_rule(form, ruleset, ctx.default_format)
+    loads = {email: (load.minutes_this_month, load.active) for email, load in ctx.load.items()}
     if rule is None:
-        return Decision(rule=None, skipped_rules=skipped, policy=ruleset.defaults)
+        return Decision(rule=None, skipped_rules=skipped, policy=ruleset.defaults, loads=loads)
     ranked: list[tuple[tuple, Mentor, list[str]]] = []
     rejected: list[Rejected] = []
     for mentor in ruleset.mentors:
@@ -81,6 +82,7 @@ def match(
         ranked=candidates[:limit],
         rejected=rejected,
         policy=rule.policy,
+        loads=loads,
     )
 
 
