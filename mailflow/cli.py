@@ -102,25 +102,41 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
     default=DEFAULT_CONFIG,
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="The config file.",
 )
-@click.option("--state", "state_filter", help="Only requests in this state.")
+@click.option(
+    "--state",
+    "state_filter",
+    metavar="STATE[,STATE]",
+    help="Only requests in these states (received, incomplete, asking, escalated, introduced, "
+    "reflecting, closed, cancelled), or 'open' / 'finished'.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Show ages as if it were this time.")
 def status(
     ref: str | None, config_path: str, state_filter: str | None, as_json: bool, now_text: str | None
 ) -> None:
-    """Every request and its state, or one request's whole history with reasons."""
+    """Every request and its state, or one request's whole history with reasons.
+
+    Without REF: a table of requests (reference, state, age, protégé, mentor, the next
+    timer and when it fires), oldest first, finished ones included, then the recent
+    decisions not tied to one request (skipped mail, refused edits). With REF: the
+    request's form, the rule and candidates with their reasons, every mentor asked and
+    how it ended, the sessions, and its history. The state is only read, so this works
+    while `mailflow run` is running.
+    """
     from . import status as show
     from .model import Request
     from .store import Store
 
     try:
         config = _config(config_path)
+        wanted = show.states_named(state_filter) if state_filter else None
+        now = parse_iso(now_text) if now_text else SystemClock().now()
         store = Store(config.state_path, readonly=True)
-    except MailflowError as error:
+    except (MailflowError, ValueError) as error:
         _fail(error)
         return
-    now = parse_iso(now_text) if now_text else SystemClock().now()
     if ref:
         request = store.find(ref.upper())
         if request is None:
@@ -134,13 +150,13 @@ def status(
             click.echo(show.history(request))
         return
     requests = show.all_requests(store)
-    if state_filter:
-        requests = [r for r in requests if r.state.value == state_filter]
-    rows = [show.request_row(r, now) for r in requests]
+    if wanted is not None:
+        requests = [r for r in requests if r.state.value in wanted]
+    rows = [show.request_row(r, now, config.programme.time_zone) for r in requests]
     if as_json:
         click.echo(json.dumps({"requests": rows, "log": store.recent_log(50)}, indent=2))
         return
-    click.echo(show.table(rows))
+    click.echo(show.table(rows) if rows or not state_filter else f"No request is {state_filter}.")
     entries = store.recent_log(10)
     if entries:
         click.echo("\nRecent decisions not tied to one request:")
