@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -254,6 +255,89 @@ def simulate(eml: str | None, replay: int | None, now_text: str | None, config_p
         click.echo(explain(sim, eml, config))
     finally:
         store.close()
+
+
+@main.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE", help="First day (YYYY-MM-DD).")
+@click.option(
+    "--until", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE", help="Last day, included (YYYY-MM-DD)."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["html", "csv"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page for a director; csv: one table for a spreadsheet.",
+)
+@click.option(
+    "--table",
+    type=click.Choice(["requests", "mentors", "reflections"]),
+    default="requests",
+    show_default=True,
+    help="With --format csv: which table.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of the screen."
+)
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Report as if the clock said this time.")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
+def report(
+    since: datetime | None,
+    until: datetime | None,
+    output_format: str,
+    table: str,
+    output: str | None,
+    now_text: str | None,
+    config_path: str,
+) -> None:
+    """What the programme did: requests by state, topic area and format, waiting times,
+    each mentor's answers and hours against capacity, and the reflections.
+
+    Requests are chosen by the day they arrived, in the programme's time zone (default:
+    from the first request to today). The HTML report is one file with its charts inside;
+    it needs no network to open, print or forward.
+    """
+    from .directory import DIRECTORY_FILE, load_directory
+    from .report import build_report, write_csv
+    from .report_html import render_html
+    from .status import all_requests
+    from .store import Store
+
+    try:
+        config = _config(config_path)
+        now = parse_iso(now_text) if now_text else SystemClock().now()
+        store = Store(config.state_path, readonly=True)
+    except (MailflowError, ValueError) as error:
+        _fail(error)
+        return
+    try:
+        mentors, _ = load_directory(config.rules_dir / DIRECTORY_FILE)
+        data = build_report(
+            all_requests(store),
+            mentors,
+            programme=config.programme.name,
+            zone=config.programme.time_zone,
+            default_format=config.programme.default_format,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            now=now,
+        )
+    finally:
+        store.close()
+    text = render_html(data) if output_format == "html" else write_csv(data, table)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({len(data.requests)} requests, {data.since} to {data.until})", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()

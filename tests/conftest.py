@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from mailflow.demo import run_demo
+
 from .programme import Programme
 
 
@@ -11,3 +13,11 @@ from .programme import Programme
 def programme(tmp_path: Path) -> Programme:
     """A fresh programme with the test mentor directory and rules, at 2026-12-01 15:00 UTC."""
     return Programme(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's programme, walked to its end once per test run (read it, do not change it)."""
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    run_demo(folder, echo=lambda _: None, summary=lambda _: None)
+    return folder / "config.toml"
