@@ -341,6 +341,64 @@ def report(
 
 
 @main.command()
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Write it as if the clock said this time.")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
+def digest(now_text: str | None, config_path: str) -> None:
+    """Show the coordinator's weekly digest as it would be written now; nothing is sent.
+
+    `mailflow run` mails it by itself once a week, at [digest] weekday and time in
+    config.toml: escalations waiting, stuck requests, mentors at or near capacity, and
+    the last seven days in numbers.
+    """
+    import secrets
+
+    from . import digest as weekly
+    from .messages import Messages
+    from .status import all_requests
+    from .store import Store
+    from .tokens import Tokens
+
+    try:
+        config = _config(config_path)
+        now = parse_iso(now_text) if now_text else SystemClock().now()
+    except (MailflowError, ValueError) as error:
+        _fail(error)
+        return
+    ruleset, renderer = _checked_files(config)
+    store = Store(config.state_path, readonly=True)
+    try:
+        data = weekly.build_digest(
+            all_requests(store), ruleset.mentors, store.mentor_load(now), config, now, now
+        )
+    finally:
+        store.close()
+    messages = Messages(
+        config, renderer, Tokens(secrets.token_bytes(16), config.programme.address), "preview"
+    )
+    context = {
+        **messages.base_context(None),
+        "digest": weekly.digest_context(data, config.programme.time_zone),
+    }
+    rendered = renderer.render("digest", context)
+    settings = config.digest
+    when = (
+        f"every {settings.weekday.capitalize()} at {settings.time} ({config.programme.time_zone})"
+        if settings.enabled
+        else "never: [digest] enabled = false"
+    )
+    click.echo(f"To: {config.programme.coordinator}  (mailflow run sends it {when})")
+    click.echo(f"Subject: {rendered.subject}\n")
+    click.echo(rendered.text, nl=False)
+
+
+@main.command()
 @click.option(
     "--dir",
     "folder",

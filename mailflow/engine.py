@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import digest
 from .clock import Clock
 from .config import Config
 from .errors import DeliveryError
@@ -110,6 +111,7 @@ class Engine:
             if len(items) < BATCH:
                 break
         self._fire_timers(report)
+        self._send_digest(report)
         self._deliver(report)
         return report
 
@@ -314,3 +316,24 @@ class Engine:
         )
         self.store.queue(note, now)
         self.store.set_meta(REFUSED_META, loaded.digest)
+
+    # -- the weekly digest (digest.py) -------------------------------------------------
+    def _send_digest(self, report: RunReport) -> None:
+        """Queue the coordinator's digest when its weekly time has passed; once per week."""
+        settings, zone = self.config.digest, self.config.programme.time_zone
+        if not settings.enabled:
+            return
+        now = self.clock.now()
+        slot, action = digest.slot_due(self.store.get_meta(digest.SENT_META), settings, zone, now)
+        if action == "wait":
+            return
+        if action == "send":
+            requests = self.store.open_requests() + list(self.store.archived())
+            loads = self.store.mentor_load(now)
+            data = digest.build_digest(requests, self.ruleset.mentors, loads, self.config, slot, now)
+            messages = self.workflow.letters.messages
+            self.store.queue(digest.digest_message(messages, self.workflow.coordinator, data, zone, now), now)
+            report.outcomes.append(f"weekly digest for {slot:%Y-%m-%d}")
+            log.info("weekly digest for the week to %s queued", f"{slot:%Y-%m-%d %H:%M} UTC")
+        self.store.set_meta(digest.SENT_META, slot.isoformat())
+        self.store.commit(now)

@@ -44,6 +44,9 @@ outbox = "maildir:outbox"
 rules = "rules"
 templates = "{templates}"
 state = "var/state.json"
+
+[digest]
+enabled = false  # the weekly digest has its own tests (test_digest.py)
 """
 
 
