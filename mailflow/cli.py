@@ -51,7 +51,12 @@ def main() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None:
-    """Read the mailbox, decide, send, and fire timers (IMAP IDLE or Maildir polling)."""
+    """The daemon: read mail, decide, send, fire timers.
+
+    Waits for mail (IMAP IDLE or Maildir polling), handles it and fires due timers.
+    Edits to rules/ and templates/ are used once they pass `mailflow check`; the
+    coordinator is mailed when an edit is refused, and once a week a digest.
+    """
     from .engine import Engine
     from .mailboxes import open_sender, open_source
     from .store import Store
@@ -117,7 +122,7 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
 def status(
     ref: str | None, config_path: str, state_filter: str | None, as_json: bool, now_text: str | None
 ) -> None:
-    """Every request and its state, or one request's whole history with reasons.
+    """Every request and its state, or one request's history.
 
     Without REF: a table of requests (reference, state, age, protégé, mentor, the next
     timer and when it fires), oldest first, finished ones included, then the recent
@@ -171,6 +176,7 @@ def status(
     default=DEFAULT_CONFIG,
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="The config file.",
 )
 def check(config_path: str) -> None:
     """Validate config, rules, the mentor directory and templates.
@@ -221,13 +227,15 @@ def _checked_files(config: Config) -> tuple[Ruleset, Renderer]:
     help="The config file.",
 )
 def simulate(eml: str | None, replay: int | None, now_text: str | None, config_path: str) -> None:
-    """What would happen to the request in EML, and why; nothing is sent or saved.
+    """What would happen to a request, and why; sends nothing.
 
-    Shows the fields as read, every rule in order (which matched and why the others did
-    not), the candidates in the order they would be asked with their reasons, the mentors
-    filtered out and by which filter, the sessions each invite would propose, and the
-    messages that would be sent. With --replay N, shows what the current rule files would
-    change for the last N requests in the state, old against new.
+    Reads the request in EML with the rule and template files as they are now and the
+    state as it is (read-only). Shows the fields as read, every rule in order (which
+    matched and why the others did not), the candidates in the order they would be asked
+    with their reasons, the mentors filtered out and by which filter, the sessions each
+    invite would propose, and the messages that would be sent. With --replay N, shows
+    what the current rule files would change for the last N requests in the state, old
+    against new.
     """
     from .simulate import explain, explain_replay
     from .simulate import replay as replay_requests
@@ -298,9 +306,10 @@ def report(
     now_text: str | None,
     config_path: str,
 ) -> None:
-    """What the programme did: requests by state, topic area and format, waiting times,
-    each mentor's answers and hours against capacity, and the reflections.
+    """What the programme did, for a director (HTML or CSV).
 
+    Requests by state, topic area and format; how long people waited; each mentor's
+    answers and hours against capacity; the reflections and their response rate.
     Requests are chosen by the day they arrived, in the programme's time zone (default:
     from the first request to today). The HTML report is one file with its charts inside;
     it needs no network to open, print or forward.
@@ -351,8 +360,9 @@ def report(
     help="The config file.",
 )
 def digest(now_text: str | None, config_path: str) -> None:
-    """Show the coordinator's weekly digest as it would be written now; nothing is sent.
+    """Show the weekly digest as it would be written now.
 
+    Nothing is sent.
     `mailflow run` mails it by itself once a week, at [digest] weekday and time in
     config.toml: escalations waiting, stuck requests, mentors at or near capacity, and
     the last seven days in numbers.
@@ -409,7 +419,11 @@ def digest(now_text: str | None, config_path: str) -> None:
 )
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def demo(folder: str, quiet: bool) -> None:
-    """A full request-to-reflection walk-through on the embedded default (Maildir)."""
+    """A request-to-reflection walk-through on the embedded default.
+
+    Ten example requests go through a Maildir inbox and outbox in --dir, with scripted
+    mentors and protégés answering; it prints who received what and why.
+    """
     from .demo import run_demo
 
     try:
