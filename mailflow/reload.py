@@ -90,6 +90,7 @@ class LiveFiles:
         self.wall_clock = wall_clock
         self.current: str | None = None  # the digest of the set in use
         self.refused: str | None = None  # the digest of the last set refused
+        self.seen: tuple[str | None, float] = (None, 0.0)  # the newest version seen, and since when
 
     # -- start-up ----------------------------------------------------------------------------
     def start(self) -> Loaded:
@@ -122,7 +123,12 @@ class LiveFiles:
             return None
         if digest == self.refused:
             return None
-        if self.wall_clock() - snapshot.newest < self.settle:
+        now = self.wall_clock()
+        if digest != self.seen[0]:
+            self.seen = (digest, now)
+        # Quiet: nothing written for `settle` seconds, or the same version seen that long
+        # (a file dated in the future by a skewed clock would otherwise never be quiet).
+        if now - snapshot.newest < self.settle and now - self.seen[1] < self.settle:
             return None  # still being saved; look again at the next check
         return self._load(snapshot)
 

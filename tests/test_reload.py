@@ -63,6 +63,20 @@ def test_an_edit_is_used_once_the_files_are_quiet(folders: tuple[Path, Path, Pat
     assert live.poll() is None
 
 
+def test_a_file_dated_in_the_future_is_used_once_it_stops_changing(folders: tuple[Path, Path, Path]) -> None:
+    rules, templates, work = folders
+    wall = [time.time()]
+    live = LiveFiles(rules, templates, work, settle=1.0, wall_clock=lambda: wall[0])
+    live.start()
+    edit(rules / "rules.toml", TEEN_POOL, ONLY_MARCUS, settled=False)
+    future = wall[0] + 3600  # a skewed clock on the machine the file was saved from
+    os.utime(rules / "rules.toml", (future, future))
+    assert live.poll() is None  # first seen now
+    wall[0] += 1.0
+    loaded = live.poll()  # unchanged for a second: used
+    assert loaded is not None and loaded.ok
+
+
 def test_a_broken_edit_is_refused_once_naming_the_real_file(folders: tuple[Path, Path, Path]) -> None:
     rules, templates, work = folders
     live = LiveFiles(rules, templates, work)
