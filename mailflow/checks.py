@@ -23,7 +23,7 @@ from .config import check_config
 from .errors import RuleError, TemplateError
 from .render import LAYOUT, Renderer
 from .rulecheck import check_ruleset
-from .rules import Ruleset, check_rules
+from .rules import Ruleset, read_rules
 from .tomlsource import Issue
 
 # Every message mailflow sends has a template of this name in templates/.
@@ -61,15 +61,15 @@ def check_programme(
     rules_dir: Path, templates_dir: Path
 ) -> tuple[Ruleset | None, Renderer | None, list[Issue]]:
     """The rules, the directory and the templates, checked together as the daemon uses them."""
-    ruleset, issues = check_rules(rules_dir)
-    if ruleset is not None:
-        issues.extend(check_ruleset(ruleset.rules, ruleset.mentors))
+    ruleset, issues, directory_ok = read_rules(rules_dir)
+    # The order of the rules is checked whatever else is wrong; their pools only against a
+    # directory that loaded whole.
+    issues.extend(check_ruleset(ruleset.rules, ruleset.mentors if directory_ok else None))
     template_issues = check_templates(templates_dir)
     issues.extend(template_issues)
-    renderer = Renderer(templates_dir) if templates_dir.is_dir() and not template_issues else None
-    if issues:
+    if issues or not templates_dir.is_dir():
         return None, None, issues
-    return ruleset, renderer, []
+    return ruleset, Renderer(templates_dir), []
 
 
 def load_programme(rules_dir: Path, templates_dir: Path) -> tuple[Ruleset, Renderer]:

@@ -9,6 +9,7 @@ Pydantic validation errors are turned into one readable line per problem, with a
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ class Issue:
         """The same issue with its path shown from `folder` when it lies inside it."""
         path = Path(self.path)
         if path.is_absolute() and path.is_relative_to(folder):
-            return Issue(str(path.relative_to(folder)), self.line, self.message)
+            message = self.message.replace(f"{folder}{os.sep}", "")  # rules named by file:line too
+            return Issue(str(path.relative_to(folder)), self.line, message)
         return self
 
 

@@ -456,3 +456,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert [Path(i.path).name for i in check_all(config)] == ["config.toml"]
     (tmp_path / "config.toml").write_text(CONFIG)
     assert sorted(Path(i.path).name for i in check_all(config)) == ["ask.txt", "rules.toml"]
+    # A broken [defaults] or mentor does not hide the order of the rules.
+    rules, mentors = tmp_path / "rules" / "rules.toml", tmp_path / "rules" / "mentors.toml"
+    rules.write_text(
+        rules.read_text().replace("max_candidates = 3", 'max_candidates = "3 or 4"')
+        + '\n[[rule]]\nname = "Grant funding"\nwhen.keywords = ["grant funding"]\n'
+    )
+    mentors.write_text(mentors.read_text().replace('time_zone = "America/Chicago"', 'time_zone = "Texas"'))
+    messages = [i.message for i in check_all(config)]
+    assert any(
+        m.startswith("[defaults]: 'max_candidates': Input should be a valid integer") for m in messages
+    )
+    assert any("unknown time zone 'Texas'" in m for m in messages)
+    assert any(m.startswith("rule 'Grant funding' is never used: rule 'Grants'") for m in messages)
