@@ -151,7 +151,8 @@ def test_the_running_daemon_takes_good_edits_and_refuses_broken_ones(
         return log_path.read_text().count("rules and templates reloaded")
 
     try:
-        assert wait_until(lambda: (programme.root / "var" / "state.json.lock").exists())
+        # The daemon has loaded its rules once it has a checked copy (the lock comes earlier).
+        assert wait_until(lambda: (programme.root / "var" / "programme" / "current").exists())
         # A valid edit takes effect: teen requests now go to Marcus only.
         edit(rules, TEEN_POOL, ONLY_MARCUS)
         assert wait_until(lambda: reloads() == 1), log_path.read_text()
