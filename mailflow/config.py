@@ -6,6 +6,7 @@ here: the file names the environment variable that holds each one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -61,9 +62,29 @@ def _hours(value: str) -> str:
     return value
 
 
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: str) -> str:
+    word = value.strip().lower()
+    found = [day for day in DAYS if len(word) >= 3 and day.startswith(word)]
+    if len(found) != 1:
+        raise ValueError(f"{value!r} is not a day of the week; write it like 'monday'")
+    return found[0]
+
+
+def _clock_time(value: str) -> str:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{value!r} is not a time of day; write it like '08:00' (24-hour clock)")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 ZoneName = Annotated[str, AfterValidator(_zone)]
 FormatName = Annotated[str, AfterValidator(_format)]
+Weekday = Annotated[str, AfterValidator(_weekday)]
+ClockTime = Annotated[str, AfterValidator(_clock_time)]
 Email = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")]
 
 
@@ -162,6 +183,14 @@ class LivenessSettings(_Strict):
     alert_outbox: str | None = None  # a second route for alerts, e.g. smtp://other.example.org
 
 
+class DigestSettings(_Strict):
+    enabled: bool = True
+    weekday: Weekday = "monday"
+    time: ClockTime = "08:00"  # in programme.time_zone
+    near_capacity: float = Field(default=0.75, gt=0, le=1)
+    stuck_after: Duration = timedelta(days=7)
+
+
 class ConfigFile(_Strict):
     programme: ProgrammeSettings
     mail: MailSettings = MailSettings()
@@ -170,6 +199,7 @@ class ConfigFile(_Strict):
     security: SecuritySettings = SecuritySettings()
     liveness: LivenessSettings = LivenessSettings()
     delivery: DeliverySettings = DeliverySettings()
+    digest: DigestSettings = DigestSettings()
 
 
 @dataclass(frozen=True)
@@ -206,6 +236,10 @@ class Config:
     @property
     def delivery(self) -> DeliverySettings:
         return self.settings.delivery
+
+    @property
+    def digest(self) -> DigestSettings:
+        return self.settings.digest
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)

@@ -19,9 +19,8 @@ from .tomlsource import Issue, TomlSource
 DIRECTORY_FILE = "mentors.toml"
 
 
-def _windows(value: list[str]) -> list[str]:
-    for entry in value:
-        parse_availability([entry])
+def _window(value: str) -> str:
+    parse_availability([value])
     return value
 
 
@@ -35,10 +34,14 @@ def _free_busy(value: str) -> str:
     return text
 
 
-def _away(value: list[str]) -> list[str]:
-    for entry in value:
-        parse_away(entry)
+def _away(value: str) -> str:
+    parse_away(value)
     return value
+
+
+# Each entry is checked on its own, so an error names the entry (and its line).
+WindowText = Annotated[str, AfterValidator(_window)]
+AwayText = Annotated[str, AfterValidator(_away)]
 
 
 class MentorEntry(BaseModel):
@@ -51,10 +54,10 @@ class MentorEntry(BaseModel):
     formats: list[FormatName] = list(FORMATS)
     languages: list[str] = ["en"]
     time_zone: ZoneName
-    availability: Annotated[list[str], AfterValidator(_windows)] = Field(min_length=1)
+    availability: list[WindowText] = Field(min_length=1)
     max_hours_per_month: float = Field(default=4, gt=0)
     max_active: int = Field(default=2, ge=1)
-    away: Annotated[list[str], AfterValidator(_away)] = []
+    away: list[AwayText] = []
     video_link: str = ""
     location: str = ""
     phone: str = ""

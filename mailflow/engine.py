@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import __version__
+from . import __version__, digest
 from .bounces import read_bounce
 from .clock import Clock
 from .config import Config
@@ -41,15 +41,17 @@ from .mailtext import clean
 from .messages import Effects, Messages
 from .model import Outgoing
 from .noise import NoiseKind
+from .reload import LiveFiles, Loaded, refusal_note
 from .render import Renderer
 from .route import Kind, Route, route
-from .rules import Ruleset, load_rules
+from .rules import Ruleset
 from .store import Store
 from .tokens import Tokens, load_secret
 from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 BATCH = 200
+REFUSED_META = "refused_files"  # the version of rules/templates the coordinator was told about
 
 
 @dataclass
@@ -80,14 +82,30 @@ class Engine:
         self.source = source
         self.sender = sender
         self.clock = clock
-        self.ruleset = ruleset or load_rules(config.rules_dir)
-        self.renderer = renderer or Renderer(config.templates_dir)
+        # Rules and templates come from a checked copy that follows the coordinator's edits
+        # (reload.py), unless the caller passes its own.
+        self.live: LiveFiles | None = None
+        self.files_loaded_at: datetime | None = None
+        refused: Loaded | None = None
+        if ruleset is None or renderer is None:
+            work_dir = config.state_path.parent / "programme"
+            self.live = LiveFiles(config.rules_dir, config.templates_dir, work_dir)
+            loaded = self.live.start()
+            assert loaded.ruleset is not None and loaded.renderer is not None
+            ruleset, renderer = ruleset or loaded.ruleset, renderer or loaded.renderer
+            refused = loaded if loaded.issues else None
+            self.files_loaded_at = None if refused else clock.now()
+        self.ruleset: Ruleset = ruleset
+        self.renderer: Renderer = renderer
         secret = load_secret(config.security.secret_env, config.state_path.parent / "secret.key")
         self.tokens = Tokens(secret, config.programme.address)
         self.loop_token = store.get_meta("loop_token") or secrets.token_hex(8)
         store.set_meta("loop_token", self.loop_token)
         self.stopping = threading.Event()
         self._build_workflow()
+        if refused is not None:
+            self._refuse(refused, clock.now())
+            store.commit(clock.now())
 
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
@@ -104,11 +122,15 @@ class Engine:
         )
 
     # -- the daemon --------------------------------------------------------------------
-    def run_once(self) -> RunReport:
-        """Handle everything waiting in the inbox, fire due timers, deliver, file away."""
+    def run_once(self, *, read_inbox: bool = True) -> RunReport:
+        """Handle everything waiting in the inbox, fire due timers, deliver, file away.
+
+        `read_inbox=False` skips asking the mailbox, for a round that only woke up to look
+        at timers, the outbox and edited rules (the mailbox said nothing arrived)."""
         report = RunReport()
+        self._reload()
         try:
-            while not self.stopping.is_set():
+            while read_inbox and not self.stopping.is_set():
                 items = self.source.fetch()[:BATCH]
                 if not items:
                     break
@@ -121,6 +143,7 @@ class Engine:
         if not self.stopping.is_set():
             self._fire_timers(report)
             self._check_liveness()
+            self._send_digest(report)
             self._deliver(report)
         return report
 
@@ -154,14 +177,17 @@ class Engine:
 
     def run_forever(self) -> None:
         """Wait for mail, the next timer or the next delivery attempt; repeat until `stop()`."""
+        new_mail = True
         while not self.stopping.is_set():
+            retry = False
             try:
-                self.run_once()
+                retry = bool(self.run_once(read_inbox=new_mail).inbox_error)
             except (MailboxError, DeliveryError, OSError) as error:
                 log.error("this round failed and will be tried again: %s", error)
+                retry = True
             if self.stopping.is_set():
                 break
-            self.source.wait(self.seconds_to_wait())
+            new_mail = self.source.wait(self.seconds_to_wait()) or retry
         log.info("stopping: the message in hand is finished; closing connections")
 
     def seconds_to_wait(self) -> float:
@@ -170,6 +196,8 @@ class Engine:
         for when in (self.store.next_due(), self.store.next_attempt()):
             if when is not None:
                 timeout = min(timeout, (when - now).total_seconds())
+        if self.live is not None:  # look for edits to rules/ and templates/ this often
+            timeout = min(timeout, self.config.mail.poll_seconds)
         return max(0.0, timeout)
 
     def stop(self) -> None:
@@ -397,3 +425,64 @@ class Engine:
         outcome = self.delivery.deliver(self.clock.now())
         report.sent += outcome.sent
         report.failed += outcome.failed
+
+    # -- hot reload (reload.py) --------------------------------------------------------
+    def _reload(self) -> None:
+        """Swap in edited rules and templates once they pass the checks; else keep the old."""
+        loaded = self.live.poll() if self.live is not None else None
+        if loaded is None:
+            return
+        now = self.clock.now()
+        if loaded.ruleset is not None and loaded.renderer is not None:
+            self.ruleset, self.renderer = loaded.ruleset, loaded.renderer
+            self._build_workflow()
+            self.files_loaded_at = now
+            self.store.set_meta(REFUSED_META, None)
+            self.store.log(now, "rules reloaded", f"rules and templates version {loaded.digest} in use")
+            log.info("rules and templates reloaded (version %s)", loaded.digest)
+        else:
+            self._refuse(loaded, now)
+        self.store.commit(now)
+
+    def _refuse(self, loaded: Loaded, now: datetime) -> None:
+        """Tell the coordinator what is wrong with their edit, once per broken version."""
+        self.store.log(
+            now,
+            "edit refused",
+            f"{len(loaded.issues)} problem(s) in rules/templates version {loaded.digest}; "
+            "the last good set stays in use: " + "; ".join(str(i) for i in loaded.issues[:3]),
+        )
+        log.warning("edit refused, keeping the last good rules and templates: %s", loaded.issues[0])
+        if self.store.get_meta(REFUSED_META) == loaded.digest:
+            return
+        note = refusal_note(
+            self.workflow.letters.messages,
+            self.workflow.coordinator,
+            loaded.issues,
+            self.files_loaded_at,
+            self.config.programme.time_zone,
+            now,
+        )
+        self.store.queue(note, now)
+        self.store.set_meta(REFUSED_META, loaded.digest)
+
+    # -- the weekly digest (digest.py) -------------------------------------------------
+    def _send_digest(self, report: RunReport) -> None:
+        """Queue the coordinator's digest when its weekly time has passed; once per week."""
+        settings, zone = self.config.digest, self.config.programme.time_zone
+        if not settings.enabled:
+            return
+        now = self.clock.now()
+        slot, action = digest.slot_due(self.store.get_meta(digest.SENT_META), settings, zone, now)
+        if action == "wait":
+            return
+        if action == "send":
+            requests = self.store.open_requests() + list(self.store.archived())
+            loads = self.store.mentor_load(now)
+            data = digest.build_digest(requests, self.ruleset.mentors, loads, self.config, slot, now)
+            messages = self.workflow.letters.messages
+            self.store.queue(digest.digest_message(messages, self.workflow.coordinator, data, zone, now), now)
+            report.outcomes.append(f"weekly digest for {slot:%Y-%m-%d}")
+            log.info("weekly digest for the week to %s queued", f"{slot:%Y-%m-%d %H:%M} UTC")
+        self.store.set_meta(digest.SENT_META, slot.isoformat())
+        self.store.commit(now)

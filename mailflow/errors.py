@@ -16,7 +16,14 @@ class RuleError(MailflowError, ValueError):
 
 
 class TemplateError(MailflowError, ValueError):
-    """A template does not compile or does not render."""
+    """A template does not compile or does not render; `path` and `line` say where."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.detail = message
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if path and line else (path or "")
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class StateError(MailflowError):

@@ -52,8 +52,9 @@ def match(
     now: datetime | None = None,
 ) -> Decision:
     rule, skipped = first_rule(form, ruleset, ctx.default_format)
+    loads = {email: (load.minutes_this_month, load.active) for email, load in ctx.load.items()}
     if rule is None:
-        return Decision(rule=None, skipped_rules=skipped, policy=ruleset.defaults)
+        return Decision(rule=None, skipped_rules=skipped, policy=ruleset.defaults, loads=loads)
     ranked: list[tuple[tuple, Mentor, list[str]]] = []
     rejected: list[Rejected] = []
     for mentor in ruleset.mentors:
@@ -81,6 +82,7 @@ def match(
         ranked=candidates[:limit],
         rejected=rejected,
         policy=rule.policy,
+        loads=loads,
     )
 
 
@@ -116,7 +118,7 @@ def _filter(
 ) -> str | None:
     if mentor.email == protege.email.lower():
         return "is the protégé"
-    pool = _pool_mismatch(mentor, rule)
+    pool = pool_mismatch(mentor, rule)
     if pool:
         return pool
     if mentor.email in ctx.excluded:
@@ -144,7 +146,7 @@ def _filter(
     return None
 
 
-def _pool_mismatch(mentor: Mentor, rule: Rule) -> str | None:
+def pool_mismatch(mentor: Mentor, rule: Rule) -> str | None:
     if rule.pool_mentors and mentor.email not in rule.pool_mentors:
         return f"not among the mentors of rule '{rule.name}'"
     if rule.pool_libraries and mentor.library not in rule.pool_libraries:

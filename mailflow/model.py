@@ -198,6 +198,9 @@ class Decision:
     ranked: list[Candidate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     policy: Policy = field(default_factory=Policy)
+    # Each mentor's (minutes booked this month, requests in hand) when the match was made,
+    # so `mailflow simulate --replay` can match again in the same situation (None: not kept).
+    loads: dict[str, tuple[int, int]] | None = None
 
 
 @dataclass

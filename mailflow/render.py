@@ -68,7 +68,9 @@ class Renderer:
             blocks = template.blocks
             if "subject" not in blocks or "body" not in blocks:
                 raise TemplateError(
-                    f"{self.folder / filename}: needs a {{% block subject %}} and a {{% block body %}}"
+                    "needs a {% block subject %} and a {% block body %}",
+                    path=str(self.folder / filename),
+                    line=1,
                 )
             ctx = template.new_context(dict(context))
             subject = " ".join("".join(blocks["subject"](ctx)).split())
@@ -79,11 +81,26 @@ class Renderer:
         except TemplateError:
             raise
         except JinjaError as error:
-            where = getattr(error, "filename", None) or str(self.folder / filename)
-            line = getattr(error, "lineno", None)
-            location = f"{where}:{line}" if line else where
-            raise TemplateError(f"{location}: {error.message or error}") from error
+            where, line = _template_position(error)
+            raise TemplateError(
+                str(error.message or error), path=where or str(self.folder / filename), line=line
+            ) from error
         return Rendered(subject=subject, text=text, html=html)
+
+
+def _template_position(error: JinjaError) -> tuple[str | None, int | None]:
+    """The file and line of a template error: syntax errors carry them; errors while
+    rendering are found in the traceback, on the deepest frame that runs a template."""
+    if getattr(error, "lineno", None):
+        return getattr(error, "filename", None), error.lineno  # type: ignore[attr-defined]
+    where: tuple[str | None, int | None] = (None, None)
+    trace = error.__traceback__
+    while trace is not None:
+        template = trace.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            where = (template.filename, template.get_corresponding_lineno(trace.tb_lineno))
+        trace = trace.tb_next
+    return where
 
 
 def _layout_context(context: dict[str, Any]) -> dict[str, Any]:

@@ -74,8 +74,9 @@ class RuleEntry(_Strict):
 
 
 class RulesFile(_Strict):
-    defaults: DefaultsEntry | None = None
-    rule: list[dict] = []  # each validated as a RuleEntry, so errors can name the rule
+    # Each part is validated on its own, so an error in one does not hide the others.
+    defaults: dict | None = None  # a DefaultsEntry
+    rule: list[dict] = []  # each a RuleEntry, so errors can name the rule
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,19 @@ class Ruleset:
 
 def check_rules(folder: Path) -> tuple[Ruleset | None, list[Issue]]:
     """Load the directory and every rule file; every problem comes back as an `Issue`."""
+    ruleset, issues, _ = read_rules(folder)
+    return (None if issues else ruleset), issues
+
+
+def read_rules(folder: Path) -> tuple[Ruleset, list[Issue], bool]:
+    """Every rule and mentor that could be read, every problem, and whether the directory
+    had none (so `mailflow check` can go on to check what did load)."""
     issues: list[Issue] = []
     if not folder.is_dir():
-        return None, [Issue(str(folder), None, "the rules folder does not exist")]
+        return Ruleset(), [Issue(str(folder), None, "the rules folder does not exist")], False
     mentors, problems = load_directory(folder / DIRECTORY_FILE)
     issues.extend(problems)
+    directory_ok = not problems
     ruleset = Ruleset(mentors=mentors)
     entries: list[tuple[RuleEntry, str, int | None]] = []
     defaults_seen: str | None = None
@@ -157,7 +166,12 @@ def check_rules(folder: Path) -> tuple[Ruleset | None, list[Issue]]:
                     )
                 )
             defaults_seen = str(path)
-            ruleset.defaults = Policy(**parsed.defaults.model_dump())
+            defaults, problems = source.validate(
+                DefaultsEntry, parsed.defaults, header="defaults", label="[defaults]"
+            )
+            issues.extend(problems)
+            if defaults is not None:
+                ruleset.defaults = Policy(**defaults.model_dump())
         for index, data in enumerate(parsed.rule):
             label = f"rule '{data.get('name', index + 1)}'"
             entry, problems = source.validate(RuleEntry, data, header="rule", index=index, label=label)
@@ -178,7 +192,7 @@ def check_rules(folder: Path) -> tuple[Ruleset | None, list[Issue]]:
     if not entries and not issues:
         issues.append(Issue(str(folder), None, "no [[rule]] tables in any rules file"))
     ruleset.rules = [_rule(entry, file, line, ruleset.defaults) for entry, file, line in entries]
-    return (None if issues else ruleset), issues
+    return ruleset, issues, directory_ok
 
 
 def load_rules(folder: Path) -> Ruleset:

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .durations import format_duration
-from .model import Booking, Request
+from .errors import MailflowError
+from .model import OPEN_STATES, Booking, Request, State
+from .render import local_time
 from .store import Store
 
+# Names a coordinator may give to --state besides the states themselves.
+STATE_GROUPS = {
+    "open": {s.value for s in OPEN_STATES},
+    "finished": {State.CLOSED.value, State.CANCELLED.value},
+}
 
-def request_row(request: Request, now: datetime) -> dict[str, Any]:
+
+def states_named(text: str) -> set[str]:
+    """`--state asking,escalated` or `--state open` -> the state names; unknown names are an error."""
+    wanted: set[str] = set()
+    known = [s.value for s in State]
+    for name in (part.strip().lower() for part in text.split(",") if part.strip()):
+        if name in STATE_GROUPS:
+            wanted |= STATE_GROUPS[name]
+        elif name in known:
+            wanted.add(name)
+        else:
+            raise MailflowError(
+                f"no state called {name!r}; use any of {', '.join(known)}, or 'open' / 'finished' "
+                "(several with commas)"
+            )
+    return wanted
+
+
+def request_row(request: Request, now: datetime, zone: str = "UTC") -> dict[str, Any]:
     mentor = (
         request.mentor.email
         if request.mentor
@@ -20,12 +45,13 @@ def request_row(request: Request, now: datetime) -> dict[str, Any]:
     return {
         "ref": request.ref,
         "state": request.state.value,
-        "age": format_duration(now - request.created),
+        "age": format_duration(max(now - request.created, timedelta(0))),
         "protege": request.protege.email,
         "topic": request.form.topic or "",
         "mentor": mentor,
         "next": timer.kind.value if timer else "",
         "due": timer.due.isoformat() if timer else "",
+        "due_local": local_time(timer.due, zone, "%a %d %b %H:%M") if timer else "",
         "due_in": format_duration(timer.due - now) if timer and timer.due > now else ("now" if timer else ""),
     }
 
@@ -47,6 +73,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("protege", "PROTÉGÉ"),
         ("mentor", "MENTOR"),
         ("next", "NEXT"),
+        ("due_local", "WHEN"),
         ("due_in", "IN"),
     ]
     widths = {key: max(len(title), *(len(str(row[key])) for row in rows)) for key, title in columns}
@@ -85,6 +112,14 @@ def history(request: Request) -> str:
             )
         for rejected in decision.rejected:
             lines.append(f"    not asked: {rejected.name} <{rejected.email}>: {rejected.reason}")
+    if request.asks:
+        lines.append("  asks:")
+        for ask in request.asks:
+            outcome = ask.outcome or f"waiting, until {ask.due:%Y-%m-%d %H:%M} UTC"
+            lines.append(
+                f"    {ask.asked_at:%Y-%m-%d %H:%M}  {ask.mentor}: {outcome}"
+                + (f" ({ask.reason})" if ask.reason else "")
+            )
     for booking in request.bookings:
         lines.append("  session: " + session_line(request, booking))
     for booking in request.withdrawn:

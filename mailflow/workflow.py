@@ -166,24 +166,7 @@ class Workflow:
 
     # -- matching and asking -------------------------------------------------------------
     def _match_and_ask(self, request: Request, fx: Effects, now: datetime, why: str) -> None:
-        excluded = {
-            ask.mentor: f"already asked for this request ({ask.outcome}"
-            + (f": {ask.reason}" if ask.reason else "")
-            + ")"
-            for ask in request.asks
-            if ask.outcome != "withdrawn"
-        }
-        unavailable = {
-            m: datetime.fromisoformat(t) for m, t in (self.store.get_meta("unavailable", {}) or {}).items()
-        }
-        ctx = MatchContext(
-            today=now.astimezone(ZoneInfo(self.config.programme.time_zone)).date(),
-            default_format=self.config.programme.default_format,
-            load=self.store.mentor_load(now),
-            known=self.store.known_mentors(request.protege.email),
-            excluded=excluded,
-            unavailable=unavailable,
-        )
+        ctx = match_context(request, self.store, self.config, now)
         decision = match(request.form, request.protege, self.ruleset, ctx, now)
         request.decision = decision
         ranked = ", ".join(c.email for c in decision.ranked) or "nobody"
@@ -700,6 +683,29 @@ class Workflow:
             request.note(now, "parked in needs-attention", reason)
         fx.outgoing.append(self.letters.needs_attention(incoming, reason, advice, now, request))
         return fx
+
+
+def match_context(request: Request, store: Store, config: Config, now: datetime) -> MatchContext:
+    """What matching knows besides the rules: mentors' load, past pairings, who was asked.
+
+    Shared with `mailflow simulate`, so a simulation decides exactly as the workflow does.
+    """
+    excluded = {
+        ask.mentor: f"already asked for this request ({ask.outcome}"
+        + (f": {ask.reason}" if ask.reason else "")
+        + ")"
+        for ask in request.asks
+        if ask.outcome != "withdrawn"
+    }
+    unavailable = {m: datetime.fromisoformat(t) for m, t in (store.get_meta("unavailable", {}) or {}).items()}
+    return MatchContext(
+        today=now.astimezone(ZoneInfo(config.programme.time_zone)).date(),
+        default_format=config.programme.default_format,
+        load=store.mentor_load(now),
+        known=store.known_mentors(request.protege.email),
+        excluded=excluded,
+        unavailable=unavailable,
+    )
 
 
 def _has_fields(text: str) -> bool:

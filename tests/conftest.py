@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mailflow.demo import run_demo
+
 from .programme import Programme
 from .servers import Authority, Certificates, Dovecot, SmtpServer
 
@@ -56,3 +58,11 @@ def authority(certificates: Certificates) -> Iterator[Authority]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's programme, walked to its end once per test run (read it, do not change it)."""
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    run_demo(folder, echo=lambda _: None, summary=lambda _: None)
+    return folder / "config.toml"

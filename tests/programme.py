@@ -50,6 +50,9 @@ default_format = "video"
 rules = "rules"
 templates = "{templates}"
 state = "var/state.json"
+
+[digest]
+enabled = false  # the weekly digest has its own tests (test_digest.py)
 """
 
 

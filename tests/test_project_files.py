@@ -36,6 +36,8 @@ MESSAGES = {
     "liveness_alert",
     "too_large",
     "delivery_problem",
+    "digest",
+    "reload_failed",
 }
 
 

@@ -188,8 +188,7 @@ class ImapSource:
                 if self._sleep(step):
                     self.wakes["woken"] += 1
                     return False
-                if step == self.poll_seconds:
-                    self.wakes["poll"] += 1
+                self.wakes["poll"] += 1
                 return True
             if self._watcher is None:
                 if time.monotonic() < self._retry_at:
