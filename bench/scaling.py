@@ -157,6 +157,7 @@ def worker(root: Path, requests: int) -> dict[str, float]:
     started = time.perf_counter()
     engine.run_once()
     accepts = time.perf_counter() - started
+    engine.close()
     store.close()
     rss_mb = peak_rss_mb()
     return {

@@ -106,6 +106,7 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
     except MailflowError as error:
         _fail(error)
     finally:
+        engine.close()
         source.close()
         sender.close()
         store.close()

@@ -82,7 +82,8 @@ def compose(
     for name, value in (headers or {}).items():
         message[name] = header_safe(value)
     message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    if calendars:  # an invitation: text, HTML and calendar side by side, as every client expects
+        message.add_alternative(rendered.html, subtype="html")
     for part in calendars or []:
         add_calendar(message, part)
     for part in calendars or []:

@@ -146,11 +146,13 @@ class MailSettings(_Strict):
 
 
 class DeliverySettings(_Strict):
-    """How a message the outgoing server did not take is tried again."""
+    """How messages leave: over how many connections at once, and how a message the
+    outgoing server did not take is tried again."""
 
     retry_first_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=1800.0, gt=0)
     report_after: Duration = timedelta(hours=1)  # then the coordinator is told (once per message)
+    connections: int = Field(default=2, ge=1, le=8)  # messages sent side by side
 
 
 class PathSettings(_Strict):

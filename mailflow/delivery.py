@@ -1,7 +1,7 @@
 """Delivery: the outbox of the state, handed to the sender, with retries.
 
-    store.pending(now) ─▶ sender.send ─(last byte sent)─▶ store.handed_over (journal)
-                              ─(server's 250)─▶ store.mark_sent
+    store.pending(now) ─▶ courier (own thread): sender.send ─(last byte sent)─▶ store.handed_over (journal)
+                                                         ─▶ outcome ─▶ store.mark_sent / mark_failed
                               └─ DeliveryError ─▶ store.mark_failed(next attempt) ─▶ note to coordinator
 
 Every message was recorded in the outbox, with its final Message-ID, by the commit
@@ -26,7 +26,8 @@ from email.policy import default as default_policy
 
 from .backoff import delay
 from .config import Config
-from .errors import DeliveryError, PartlyDelivered
+from .courier import Courier, Outcome
+from .errors import DeliveryError
 from .mailboxes import MailSender
 from .messages import Messages
 from .model import Outgoing, Person
@@ -45,80 +46,87 @@ class Delivered:
 
 
 class Delivery:
-    def __init__(self, config: Config, store: Store, sender: MailSender, messages: Messages) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        sender: MailSender,
+        messages: Messages,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.sender = sender
         self.messages = messages
+        self.courier = Courier(
+            sender,
+            store.handed_over,
+            on_done,
+            workers=config.delivery.connections,
+            journal=store.sent_journal,
+        )
+        self._in_flight: set[str] = set()
+        self._overdue: list[tuple[Outgoing, str]] = []  # told to the coordinator once the pass ends
+        store.journal_in_use = self.busy
 
-    def deliver(self, now: datetime) -> Delivered:
+    def busy(self) -> bool:
+        """Messages handed to the courier whose outcome the state does not hold yet."""
+        return bool(self._in_flight)
+
+    def deliver(self, now: datetime, *, wait: bool = True) -> Delivered:
+        """Hand what is due to the courier and apply what it has finished; with `wait`,
+        until nothing due is left (failures wait for their next attempt)."""
         result = Delivered()
-        tried: set[str] = set()
         while True:
-            due = [o for o in self.store.pending(now) if o.message_id not in tried]
-            if not due:
+            self._apply(self.courier.collect(), now, result)
+            due = [o for o in self.store.pending(now) if o.message_id not in self._in_flight]
+            if due:
+                self._in_flight.update(o.message_id for o in due)
+                self.courier.submit(due)
+            if not wait or not self._in_flight:
                 return result
-            tried.update(o.message_id for o in due)
-            failed_before = result.failed
-            route_down = self._send(due, result, now)
-            noted = bool(result.overdue)
-            if noted:
-                self._tell_coordinator(result.overdue, now)
-                result.overdue = []
-            if noted or result.failed > failed_before:
-                # Failures and the note are recorded before anything more is sent; the
-                # note queued just now is due, so it goes round once more.
-                self.store.commit(now)
-            if route_down:
-                return result
+            self.courier.wait_for_outcomes()
 
-    def _send(self, due: list[Outgoing], result: Delivered, now: datetime) -> bool:
-        """Send each in turn; True when the route went down (the rest were held back)."""
-        for index, outgoing in enumerate(due):
-            handed_over: list[bool] = []
-            try:
-                self.sender.send(outgoing, handed_over=self._noter(outgoing.message_id, handed_over))
-            except PartlyDelivered as partly:
+    def close(self) -> None:
+        self.courier.close()
+
+    def _apply(self, outcomes: list[Outcome], now: datetime, result: Delivered) -> None:
+        failed_before = result.failed
+        for outcome in outcomes:
+            outgoing = outcome.outgoing
+            self._in_flight.discard(outgoing.message_id)
+            if outcome.partly is not None:
                 self.store.mark_sent(outgoing.message_id)
                 result.sent += 1
-                log.warning("%s %s: %s", outgoing.ref or "-", outgoing.message_id, partly)
+                log.warning("%s %s: %s", outgoing.ref or "-", outgoing.message_id, outcome.partly)
                 if outgoing.purpose != DELIVERY_REPORT:
-                    result.overdue.append((outgoing, f"delivered to the others; {partly}"))
-                continue
-            except (DeliveryError, OSError) as caught:
-                if handed_over:
+                    result.overdue.append((outgoing, f"delivered to the others; {outcome.partly}"))
+            elif outcome.error is not None:
+                if outcome.handed_over:
                     self.store.taken_back(outgoing.message_id)
-                error = (
-                    caught
-                    if isinstance(caught, DeliveryError)
-                    else DeliveryError(f"{type(caught).__name__}: {caught}", route_down=True)
+                self._hold_back(outgoing, outcome.error, now, result)
+                result.failed += 1
+            else:
+                if not outcome.handed_over:  # a sender that does not say when: note it now
+                    self.store.handed_over(outgoing.message_id)
+                self.store.mark_sent(outgoing.message_id)
+                result.sent += 1
+                log.info(
+                    "%s %s sent %s to %s",
+                    outgoing.ref or "-",
+                    outgoing.message_id,
+                    outgoing.purpose,
+                    ", ".join(outgoing.recipients),
                 )
-                held = due[index:] if error.route_down else [outgoing]
-                for waiting in held:
-                    self._hold_back(waiting, error, now, result)
-                result.failed += len(held)
-                if error.route_down:
-                    return True
-                continue
-            self.store.mark_sent(outgoing.message_id)
-            result.sent += 1
-            log.info(
-                "%s %s sent %s to %s",
-                outgoing.ref or "-",
-                outgoing.message_id,
-                outgoing.purpose,
-                ", ".join(outgoing.recipients),
-            )
-        return False
-
-    def _noter(self, message_id: str, noted: list[bool]) -> Callable[[], None]:
-        """Notes the message in the sent journal the moment it has left (smtp.py says when)."""
-
-        def handed_over() -> None:
-            self.store.handed_over(message_id)
-            noted.append(True)
-
-        return handed_over
+        self._overdue.extend(result.overdue)
+        result.overdue = []
+        noted = bool(self._overdue) and not self._in_flight  # one note per pass, naming them all
+        if noted:
+            self._tell_coordinator(self._overdue, now)
+            self._overdue = []
+        if noted or result.failed > failed_before:
+            # Failures and the note are recorded before anything more is sent.
+            self.store.commit(now)
 
     def _hold_back(self, outgoing: Outgoing, error: DeliveryError, now: datetime, result: Delivered) -> None:
         settings = self.config.delivery

@@ -241,6 +241,7 @@ def run_demo(folder: Path, echo: Callable[[str], None], summary: Callable[[str],
         summary(f"\n{count} messages are in {folder}/outbox/new; the state is {demo.config.state_path}.")
         summary(f"See one request's history with: ./dev mailflow status --config {folder}/config.toml REF")
     finally:
+        demo.engine.close()
         demo.store.close()
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ from .tokens import Tokens, load_secret
 from .workflow import Workflow
 
 log = logging.getLogger(__name__)
-BATCH = 200
+SWITCH_INTERVAL = 0.0002  # seconds
+BATCH = 400  # messages decided and committed together (the courier sends one batch while the next is decided)
 REFUSED_META = "refused_files"  # the version of rules/templates the coordinator was told about
 
 
@@ -102,7 +104,12 @@ class Engine:
         self.loop_token = store.get_meta("loop_token") or secrets.token_hex(8)
         store.set_meta("loop_token", self.loop_token)
         self.stopping = threading.Event()
+        # The courier's thread waits on the server most of the time; when an answer comes it
+        # needs the interpreter lock back soon, not after the default 5 ms turn of the thread
+        # that is deciding the next batch, or sending crawls while a backlog is decided.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._build_workflow()
+        self.delivery = Delivery(self.config, self.store, self.sender, self.messages, on_done=source.wake)
         if refused is not None:
             self._refuse(refused, clock.now())
             store.commit(clock.now())
@@ -110,7 +117,8 @@ class Engine:
     def _build_workflow(self) -> None:
         messages = Messages(self.config, self.renderer, self.tokens, self.loop_token)
         self.messages = messages
-        self.delivery = Delivery(self.config, self.store, self.sender, messages)
+        if hasattr(self, "delivery"):
+            self.delivery.messages = messages
         letters = Letters(self.config, messages)
         self.liveness = Liveness(self.config, self.store, messages)
         self.workflow = Workflow(
@@ -122,7 +130,11 @@ class Engine:
         )
 
     # -- the daemon --------------------------------------------------------------------
-    def run_once(self, *, read_inbox: bool = True) -> RunReport:
+    def close(self) -> None:
+        """Stop the courier's thread (after the message in hand); the caller closes the rest."""
+        self.delivery.close()
+
+    def run_once(self, *, read_inbox: bool = True, settle: bool = True) -> RunReport:
         """Handle everything waiting in the inbox, fire due timers, deliver, file away.
 
         `read_inbox=False` skips asking the mailbox, for a round that only woke up to look
@@ -144,7 +156,7 @@ class Engine:
             self._fire_timers(report)
             self._check_liveness()
             self._send_digest(report)
-            self._deliver(report)
+            self._deliver(report, wait=settle)
         return report
 
     def _check_liveness(self) -> None:
@@ -181,14 +193,19 @@ class Engine:
         while not self.stopping.is_set():
             retry = False
             try:
-                retry = bool(self.run_once(read_inbox=new_mail).inbox_error)
+                retry = bool(self.run_once(read_inbox=new_mail, settle=False).inbox_error)
             except (MailboxError, DeliveryError, OSError) as error:
                 log.error("this round failed and will be tried again: %s", error)
                 retry = True
             if self.stopping.is_set():
                 break
             new_mail = self.source.wait(self.seconds_to_wait()) or retry
-        log.info("stopping: the message in hand is finished; closing connections")
+        log.info("stopping: the message in hand is finished; the outbox is handed over; closing connections")
+        try:
+            self._deliver(RunReport())  # what was committed leaves now, or waits for the next start
+            self.store.commit(self.clock.now())
+        except (DeliveryError, OSError) as error:
+            log.error("stopping: delivery left for the next start: %s", error)
 
     def seconds_to_wait(self) -> float:
         timeout = self.config.mail.poll_seconds * 60
@@ -242,9 +259,9 @@ class Engine:
             ref = next(iter(fx.saved), None) or "-"
             log.info("%s %s from %s: %s", ref, incoming.message_id, incoming.sender.email or "-", fx.outcome)
         self.store.commit(now)
-        self._deliver(report)
-        for item, folder in filing:
-            self.source.file(item, folder)
+        self._deliver(report, wait=False)  # sent while the next batch is decided
+        for folder in dict.fromkeys(folder for _, folder in filing):
+            self.source.file_many([item for item, where in filing if where == folder], folder)
 
     def _handle_safely(self, incoming: Incoming, now: datetime) -> Effects:
         try:
@@ -420,9 +437,10 @@ class Engine:
         if due:
             self.store.commit(now)
 
-    def _deliver(self, report: RunReport) -> None:
-        """Send what is due (delivery.py); failures wait with back-off, the coordinator is told."""
-        outcome = self.delivery.deliver(self.clock.now())
+    def _deliver(self, report: RunReport, *, wait: bool = True) -> None:
+        """Send what is due (delivery.py, courier.py): in the background, and with `wait` until
+        it has all gone; failures wait with back-off, the coordinator is told."""
+        outcome = self.delivery.deliver(self.clock.now(), wait=wait)
         report.sent += outcome.sent
         report.failed += outcome.failed
 

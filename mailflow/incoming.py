@@ -10,10 +10,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
-from .mailtext import body_text, clean, header_text, new_text, read_message
+from .mailtext import body_text, clean, header_text, new_text, read_incoming_message
 from .model import Person
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -29,7 +29,7 @@ class Incoming:
     refers_to: list[str]  # In-Reply-To and References, newest first
     text: str  # what the sender wrote this time
     full_text: str
-    message: EmailMessage
+    message: Message
     size: int
     defects: list[str] = field(default_factory=list)
 
@@ -38,7 +38,7 @@ class Incoming:
 
 
 def read_incoming(raw: bytes) -> Incoming:
-    message = read_message(raw)
+    message = read_incoming_message(raw)
     digest = hashlib.sha256(raw).hexdigest()[:16]
     message_id = _first_id(header_text(message, "Message-ID")) or f"<no-id-{digest}@mailflow>"
     name, email = _sender(message)
@@ -74,7 +74,7 @@ def read_incoming(raw: bytes) -> Incoming:
     )
 
 
-def _sender(message: EmailMessage) -> tuple[str, str]:
+def _sender(message: Message) -> tuple[str, str]:
     """The From address, read from the raw header so that a display name holding anything
     (even an encoded CR/LF, which the standard library refuses to decode) cannot hide it."""
     raw = next((str(v) for k, v in message.raw_items() if k.lower() == "from"), "")
@@ -84,7 +84,7 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     return clean(" ".join(name.split())), clean(email)
 
 
-def _all(message: EmailMessage, name: str) -> list[str]:
+def _all(message: Message, name: str) -> list[str]:
     try:
         return [clean(" ".join(str(v).split())) for v in message.get_all(name) or []]
     except Exception:

@@ -8,10 +8,13 @@ history or signature.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import re
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from email.policy import compat32
 
 import html2text
 from mailparser_reply.parser import EmailMessage as ReplyText
@@ -30,10 +33,17 @@ _QUOTE_HEADER = re.compile(
 
 
 def read_message(raw: bytes) -> EmailMessage:
-    """Parse a message; malformed input gives a message with defects, never an exception."""
+    """Parse a message with the modern policy (structured headers); never raises."""
     message = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
     return message
+
+
+def read_incoming_message(raw: bytes) -> Message:
+    """Parse incoming mail with the compat32 policy: headers stay as written and are decoded
+    only when read (`header_text`). On the path every message takes, this is several times
+    faster than the modern policy, which parses a header again at each access. Never raises."""
+    return email.message_from_bytes(raw, policy=compat32)
 
 
 def body_text(message: Message) -> str:
@@ -127,7 +137,11 @@ def header_text(message: Message, name: str) -> str:
         return ""
     if value is None:
         return ""
-    return clean(" ".join(str(value).split()))
+    text = str(value)
+    if "=?" in text:  # RFC 2047 encoded words, left encoded by the compat32 parser
+        with contextlib.suppress(Exception):  # undecodable: kept as written
+            text = str(make_header(decode_header(text)))
+    return clean(" ".join(text.split()))
 
 
 def clean(text: str) -> str:

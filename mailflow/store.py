@@ -22,7 +22,8 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,10 +103,13 @@ class Store:
         self.relationships_path = path.parent / "relationships.jsonl"
         self.sent_journal = path.with_name(path.name + ".sent")
         self._journal: TextIO | None = None
+        self._journal_lock = threading.Lock()  # the courier's thread writes it too
+        self.journal_in_use: Callable[[], bool] = lambda: False  # messages still being sent
         self._message_refs: dict[str, str] = {}
         self._relationships: dict[str, set[str]] | None = None
         self._archived_refs: dict[str, str] | None = None
         self._shares: dict[str, _Share] = {}
+        self._totals: dict[str, list[int]] = {}  # mentor -> [active, pending minutes]
         for doc in self._requests().values():
             self._index(doc)
         self._apply_sent_journal()
@@ -116,11 +120,20 @@ class Store:
     def _index(self, doc: dict[str, Any]) -> None:
         for message_id in doc.get("message_ids", []):
             self._message_refs[message_id] = doc["ref"]
-        share = _share(doc)
-        if share is None:
-            self._shares.pop(doc["ref"], None)
-        else:
-            self._shares[doc["ref"]] = share
+        self._set_share(doc["ref"], _share(doc))
+
+    def _set_share(self, ref: str, share: _Share | None) -> None:
+        """Keep each mentor's running totals as a request's share of them changes."""
+        old = self._shares.pop(ref, None)
+        if old is not None:
+            total = self._totals[old.mentor]
+            total[0] -= old.active
+            total[1] -= old.pending_minutes
+        if share is not None:
+            self._shares[ref] = share
+            total = self._totals.setdefault(share.mentor, [0, 0])
+            total[0] += share.active
+            total[1] += share.pending_minutes
 
     # -- ownership -------------------------------------------------------------
     def _lock(self) -> TextIO:
@@ -146,9 +159,10 @@ class Store:
     def close(self) -> None:
         if not self.readonly:
             self.commit()
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        with self._journal_lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
@@ -271,20 +285,20 @@ class Store:
         next commit fsyncs) right after the message's last byte went to the server and
         before its answer is read, so a kill between the two cannot send it again.
         """
-        if self._journal is None:
-            self._journal = open(self.sent_journal, "a", encoding="utf-8")  # noqa: SIM115
-        self._journal.write(message_id + "\n")
-        self._journal.flush()
+        with self._journal_lock:
+            if self._journal is None:
+                self._journal = open(self.sent_journal, "a", encoding="utf-8")  # noqa: SIM115
+            self._journal.write(message_id + "\n")
+            self._journal.flush()
 
     def taken_back(self, message_id: str) -> None:
         """The server refused a message noted as handed over: it stays in the outbox."""
         self.handed_over("-" + message_id)
 
     def mark_sent(self, message_id: str) -> None:
-        """The server took the message: it leaves the outbox (and is in the journal)."""
+        """The server took the message (the sender noted it in the journal): it leaves the outbox."""
         if self._outbox().pop(key_id(message_id), None) is not None:
             self.storage.dirty = True
-            self.handed_over(message_id)
 
     def _entry(self, message_id: str) -> dict[str, Any] | None:
         return self._outbox().get(key_id(message_id))
@@ -394,10 +408,11 @@ class Store:
             start = _time(doc["start"])
             if (start.year, start.month) == (now.year, now.month):
                 loads.setdefault(doc["mentor"], Load()).minutes_this_month += doc["minutes"]
-        for share in self._shares.values():
-            load = loads.setdefault(share.mentor, Load())
-            load.active += share.active
-            load.minutes_this_month += share.pending_minutes
+        for mentor, (active, pending) in self._totals.items():
+            if active or pending:
+                load = loads.setdefault(mentor, Load())
+                load.active += active
+                load.minutes_this_month += pending
         return loads
 
     def known_mentors(self, protege: str) -> set[str]:
@@ -449,10 +464,13 @@ class Store:
         if old:
             self.storage.dirty = True
         self.storage.flush()
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        self.sent_journal.unlink(missing_ok=True)
+        with self._journal_lock:
+            # Every line is now in the state, unless a message is still on its way.
+            if not self.journal_in_use():
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
+                self.sent_journal.unlink(missing_ok=True)
 
     def _archive_finished(self, now: datetime) -> None:
         requests = self._requests()
@@ -479,7 +497,7 @@ class Store:
             os.fsync(handle.fileno())
         for key, doc in finished.items():
             del requests[key]
-            self._shares.pop(doc["ref"], None)
+            self._set_share(doc["ref"], None)
         self.storage.dirty = True
 
 

@@ -95,6 +95,7 @@ class Daemon:
         assert self.thread is not None
         self.thread.join(timeout=30)
         alive = self.thread.is_alive()
+        self.engine.close()
         self.source.close()
         self.sender.close()
         self.store.close()

@@ -93,7 +93,7 @@ now = datetime(2026, 12, 1, tzinfo=UTC)
 store.queue(Outgoing("<a@x>", None, "ask", ["m@example.org"], b"raw"), now)
 store.queue(Outgoing("<b@x>", None, "ask", ["m@example.org"], b"raw"), now)
 store.commit(now)
-store.mark_sent("<a@x>")
+store.handed_over("<a@x>")  # the last byte has left; the answer is not read yet
 os.kill(os.getpid(), signal.SIGKILL)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

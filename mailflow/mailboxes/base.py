@@ -30,6 +30,10 @@ class MailSource(Protocol):
         A message that is no longer there (moved by a person) is not an error."""
         ...
 
+    def file_many(self, items: list[Fetched], folder: str) -> None:
+        """`file` for several messages at once (one server command where it can)."""
+        ...
+
     def wait(self, timeout: float) -> bool:
         """Block until new mail may have arrived (True) or `timeout` seconds passed (False)."""
         ...

@@ -138,6 +138,30 @@ class ImapSource:
 
         return self._with_worker("fetch the inbox", search_and_fetch)
 
+    def file_many(self, items: list[Fetched], folder: str) -> None:
+        """Move messages to one folder with one command per batch (RFC 6851 UID MOVE takes a
+        set); should the server refuse the set, each message is filed on its own."""
+        if not items:
+            return
+        validities = {item.key.partition(":")[0] for item in items}
+        uids = [int(item.key.partition(":")[2]) for item in items]
+
+        def move_all(session: _Session) -> bool:
+            if validities != {str(session.uidvalidity)} or "MOVE" not in session.capabilities:
+                return False
+            try:
+                session.client.move(uids, self._server_folders[folder])
+            except IMAPClientAbortError:
+                raise
+            except IMAPClientError as error:
+                log.info("inbox: moving %d messages at once was refused (%s); one by one", len(uids), error)
+                return False
+            return True
+
+        if not self._with_worker(f"file {len(items)} messages", move_all):
+            for item in items:
+                self.file(item, folder)
+
     def file(self, item: Fetched, folder: str) -> None:
         """Move one message to its folder; a message already gone is not an error."""
         validity, _, number = item.key.partition(":")

@@ -54,6 +54,10 @@ class MaildirSource:
         except FileNotFoundError:
             return
 
+    def file_many(self, items: list[Fetched], folder: str) -> None:
+        for item in items:
+            self.file(item, folder)
+
     def folder_path(self, folder: str) -> Path:
         path = self.path / f".{folder}"
         if not (path / "cur").is_dir():
@@ -88,6 +92,8 @@ class MaildirSource:
 
 
 class MaildirSender:
+    remote = False
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import re
 import smtplib
+import threading
 import time
 from collections.abc import Callable
 
@@ -44,6 +45,8 @@ QUIET_SECONDS = 30.0  # a connection unused this long is checked with NOOP befor
 
 
 class SmtpSender:
+    remote = True  # talks to a server: the courier sends from child processes (sending.py)
+
     def __init__(
         self,
         address: ServerAddress,
@@ -59,10 +62,35 @@ class SmtpSender:
         self.timeout = timeout_seconds
         self.ca_file = ca_file
         self.connections = 0
-        self._smtp: smtplib.SMTP | None = None
         self._security = ""
-        self._last_used = 0.0
-        self._fresh_token = False
+        # One connection per thread that sends (the courier may use several at once).
+        self._local = threading.local()
+        self._open: set[smtplib.SMTP] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def _smtp(self) -> smtplib.SMTP | None:
+        return getattr(self._local, "smtp", None)
+
+    @_smtp.setter
+    def _smtp(self, smtp: smtplib.SMTP | None) -> None:
+        self._local.smtp = smtp
+
+    @property
+    def _last_used(self) -> float:
+        return getattr(self._local, "last_used", 0.0)
+
+    @_last_used.setter
+    def _last_used(self, when: float) -> None:
+        self._local.last_used = when
+
+    @property
+    def _fresh_token(self) -> bool:
+        return getattr(self._local, "fresh_token", False)
+
+    @_fresh_token.setter
+    def _fresh_token(self, fresh: bool) -> None:
+        self._local.fresh_token = fresh
 
     # -- MailSender ------------------------------------------------------------------
     def send(self, outgoing: Outgoing, handed_over: Callable[[], None] | None = None) -> None:
@@ -152,7 +180,12 @@ class SmtpSender:
         return refused
 
     def close(self) -> None:
-        self._drop()
+        """Close every thread's connection."""
+        with self._lock:
+            connections, self._open = list(self._open), set()
+        for smtp in connections:
+            _quietly_close(smtp)
+        self._smtp = None
 
     def describe(self) -> str:
         self._connection()
@@ -208,7 +241,9 @@ class SmtpSender:
             if isinstance(error, (OSError, smtplib.SMTPException)):
                 raise DeliveryError(f"lost {where} while logging in: {error}", route_down=True) from None
             raise
-        self.connections += 1
+        with self._lock:
+            self.connections += 1
+            self._open.add(smtp)
         log.info("outbox: connected to %s (%s)", where, self._security)
         return smtp
 
@@ -251,14 +286,17 @@ class SmtpSender:
                 log.info("outbox: the server refused the OAuth2 token; trying once with a new one")
 
     def _drop(self) -> None:
-        if self._smtp is not None:
-            _quietly_close(self._smtp)
+        smtp = self._smtp
+        if smtp is not None:
+            with self._lock:
+                self._open.discard(smtp)
+            _quietly_close(smtp)
             self._smtp = None
             self._fresh_token = True
 
 
 def _has_8bit(data: bytes) -> bool:
-    return any(byte > 127 for byte in data)
+    return not data.isascii()
 
 
 def crlf(raw: bytes) -> bytes:
