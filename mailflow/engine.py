@@ -52,7 +52,7 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0002  # seconds
-BATCH = 400  # messages decided and committed together (the courier sends one batch while the next is decided)
+BATCH = 200  # messages decided and committed together (the courier sends one batch while the next is decided)
 REFUSED_META = "refused_files"  # the version of rules/templates the coordinator was told about
 
 

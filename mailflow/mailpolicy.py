@@ -14,11 +14,12 @@ Both caches are bounded. Values that hold CR or LF are refused exactly as before
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from email.headerregistry import HeaderRegistry
 from email.policy import EmailPolicy
 from typing import Any
 
-MEMO_LIMIT = 4096
+MEMO_LIMIT = 256  # entries per cache: the repeated headers stay, one-off values fall out
 
 
 class CachingHeaderRegistry(HeaderRegistry):
@@ -39,7 +40,7 @@ class MemoPolicy(EmailPolicy):
         if not isinstance(value, str) or hasattr(value, "name"):
             return super().header_store_parse(name, value)
         key = (name, value)
-        header = _PARSED.get(key)
+        header = _recall(_PARSED, key)
         if header is None:
             header = super().header_store_parse(name, value)[1]  # refuses CR/LF as before
             _remember(_PARSED, key, header)
@@ -58,21 +59,28 @@ class MemoPolicy(EmailPolicy):
             self.utf8,
             self.cte_type,
         )
-        folded = _FOLDED.get(key)
+        folded = _recall(_FOLDED, key)
         if folded is None:
             folded = super().fold_binary(name, value)
             _remember(_FOLDED, key, folded)
         return folded
 
 
-_PARSED: dict[tuple[str, str], Any] = {}
-_FOLDED: dict[tuple[Any, ...], bytes] = {}
+_PARSED: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_FOLDED: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 
 
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= MEMO_LIMIT:
-        cache.clear()
+def _recall(cache: OrderedDict[Any, Any], key: Any) -> Any:
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)  # least recently used leaves first
+    return value
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
+    if len(cache) > MEMO_LIMIT:
+        cache.popitem(last=False)
 
 
 POLICY = MemoPolicy(header_factory=CachingHeaderRegistry())
