@@ -46,6 +46,13 @@ MESSAGE_TEMPLATES = (
     "coordinator_note",
     "digest",
     "reload_failed",
+    "session_moved",
+    "reschedule_failed",
+    "mentor_declined",
+    "delivery_problem",
+    "too_large",
+    "canary",
+    "liveness_alert",
 )
 
 
