@@ -266,7 +266,6 @@ class Letters:
         """The mentor declined the invitation: each party is told, and every session is
         withdrawn (METHOD:CANCEL; the first rides with the note, the rest follow)."""
         sent = []
-        zone = self.protege_zone(request)
         parties = [(request.protege, Role.PROTEGE)]
         if request.mentor is not None:
             parties.append((request.mentor, Role.MENTOR))
@@ -289,23 +288,37 @@ class Letters:
                     },
                 )
             )
-            for booking in withdrawn[1:]:
-                sent.append(
-                    self.messages.build(
-                        template="session_cancelled",
-                        purpose="session cancellation",
-                        to=[party],
-                        now=now,
-                        request=request,
-                        reply_role=role,
-                        calendars=[self.calendar(request, mentor, booking, "CANCEL", now)],
-                        context={
-                            "greeting": party.name,
-                            "session": self.session_context(request, mentor, booking, zone),
-                        },
-                    )
-                )
+            sent.extend(self._further_cancellations(request, mentor, party, role, withdrawn[1:], now))
         return sent
+
+    def _further_cancellations(
+        self,
+        request: Request,
+        mentor: Mentor | None,
+        party: Person,
+        role: Role,
+        bookings: list[Booking],
+        now: datetime,
+    ) -> list[Outgoing]:
+        """One METHOD:CANCEL message per withdrawn session after the first (iTIP: one UID
+        per message); the first rides with the note that explains why."""
+        zone = self.protege_zone(request)
+        return [
+            self.messages.build(
+                template="session_cancelled",
+                purpose="session cancellation",
+                to=[party],
+                now=now,
+                request=request,
+                reply_role=role,
+                calendars=[self.calendar(request, mentor, booking, "CANCEL", now)],
+                context={
+                    "greeting": party.name,
+                    "session": self.session_context(request, mentor, booking, zone),
+                },
+            )
+            for booking in bookings
+        ]
 
     def reflection(self, request: Request, role: Role, now: datetime, *, reminder: bool) -> Outgoing:
         mentor = request.mentor or Person("")
@@ -359,24 +372,7 @@ class Letters:
                     },
                 )
             )
-            for booking in withdrawn[1:]:
-                sent.append(
-                    self.messages.build(
-                        template="session_cancelled",
-                        purpose="session cancellation",
-                        to=[party],
-                        now=now,
-                        request=request,
-                        reply_role=role,
-                        calendars=[self.calendar(request, mentor, booking, "CANCEL", now)],
-                        context={
-                            "greeting": party.name,
-                            "session": self.session_context(
-                                request, mentor, booking, self.protege_zone(request)
-                            ),
-                        },
-                    )
-                )
+            sent.extend(self._further_cancellations(request, mentor, party, role, withdrawn[1:], now))
         return sent
 
     # -- to the coordinator ------------------------------------------------------------
