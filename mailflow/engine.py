@@ -52,6 +52,7 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0002  # seconds
+FIRST_BATCH = 25
 BATCH = 200  # messages decided and committed together (the courier sends one batch while the next is decided)
 REFUSED_META = "refused_files"  # the version of rules/templates the coordinator was told about
 
@@ -141,14 +142,16 @@ class Engine:
         at timers, the outbox and edited rules (the mailbox said nothing arrived)."""
         report = RunReport()
         self._reload()
+        size = FIRST_BATCH
         try:
             while read_inbox and not self.stopping.is_set():
-                items = self.source.fetch()[:BATCH]
+                items = self.source.fetch(size)
                 if not items:
                     break
                 self._batch(items, report)
-                if len(items) < BATCH:
+                if len(items) < size:
                     break
+                size = min(BATCH, size * 2)  # small at first, so that sending starts soon
         except (MailboxError, AuthError) as error:
             report.inbox_error = str(error)
             log.warning("inbox not read: %s", error)

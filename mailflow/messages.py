@@ -122,7 +122,8 @@ class Messages:
     ) -> Outgoing:
         full_context = self.base_context(request)
         full_context.update(context or {})
-        rendered = self.renderer.render(template, full_context)
+        # Only a message with an invitation carries an HTML part (compose.py).
+        rendered = self.renderer.render(template, full_context, html=bool(calendars))
         reply_to = None
         if request is not None and reply_role == PAIR:
             reply_to = self.tokens.pair_address(request.ref)

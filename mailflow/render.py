@@ -61,7 +61,8 @@ class Renderer:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.txt") if not p.name.startswith("_"))
 
-    def render(self, name: str, context: dict[str, Any]) -> Rendered:
+    def render(self, name: str, context: dict[str, Any], *, html: bool = True) -> Rendered:
+        """Subject, text and (with `html`) the HTML part of one message."""
         filename = f"{name}.txt"
         try:
             template = self.env.get_template(filename)
@@ -75,8 +76,10 @@ class Renderer:
             ctx = template.new_context(dict(context))
             subject = " ".join("".join(blocks["subject"](ctx)).split())
             text = _tidy("".join(blocks["body"](ctx)))
-            html = self.env.get_template(LAYOUT).render(
-                subject=subject, body=text, **_layout_context(context)
+            page = (
+                self.env.get_template(LAYOUT).render(subject=subject, body=text, **_layout_context(context))
+                if html
+                else ""
             )
         except TemplateError:
             raise
@@ -85,7 +88,7 @@ class Renderer:
             raise TemplateError(
                 str(error.message or error), path=where or str(self.folder / filename), line=line
             ) from error
-        return Rendered(subject=subject, text=text, html=html)
+        return Rendered(subject=subject, text=text, html=page)
 
 
 def _template_position(error: JinjaError) -> tuple[str | None, int | None]:

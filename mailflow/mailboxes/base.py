@@ -21,8 +21,8 @@ class Fetched:
 
 
 class MailSource(Protocol):
-    def fetch(self) -> list[Fetched]:
-        """Every message waiting in the inbox, oldest first."""
+    def fetch(self, limit: int | None = None) -> list[Fetched]:
+        """The messages waiting in the inbox, oldest first; at most `limit` of them."""
         ...
 
     def file(self, item: Fetched, folder: str) -> None:

@@ -117,15 +117,16 @@ class ImapSource:
         return self._watcher is not None and self._watcher.idling_since is not None
 
     # -- MailSource ------------------------------------------------------------------
-    def fetch(self) -> list[Fetched]:
-        """Up to `batch` messages of the inbox, oldest first (by UID), not marked deleted."""
+    def fetch(self, limit: int | None = None) -> list[Fetched]:
+        """Up to `limit` (else `batch`) messages of the inbox, oldest first (by UID), not
+        marked deleted."""
 
         def search_and_fetch(session: _Session) -> list[Fetched]:
             # A server reports new messages to a session only between commands (RFC 3501
             # 7.3.1 EXISTS); NOOP lets the SEARCH below see what arrived since the last one.
             session.client.noop()
             uids = sorted(u for u in session.client.search(["UNDELETED"]) if u not in self._stuck)
-            wanted = uids[: self.batch]
+            wanted = uids[: min(limit or self.batch, self.batch)]
             if not wanted:
                 return []
             found = session.client.fetch(wanted, ["BODY.PEEK[]"])

@@ -30,7 +30,7 @@ class MaildirSource:
             raise MailboxError(f"cannot open the Maildir {self.path}: {error}") from error
         self._wake = threading.Event()
 
-    def fetch(self) -> list[Fetched]:
+    def fetch(self, limit: int | None = None) -> list[Fetched]:
         entries = []
         for sub in ("new", "cur"):
             folder = self.path / sub
@@ -38,7 +38,7 @@ class MaildirSource:
                 if entry.is_file() and not entry.name.startswith("."):
                     entries.append((entry.stat().st_mtime, entry.name, folder / entry.name))
         fetched = []
-        for _, _, path in sorted(entries):
+        for _, _, path in sorted(entries)[:limit]:
             try:
                 fetched.append(Fetched(key=str(path.relative_to(self.path)), raw=path.read_bytes()))
             except FileNotFoundError:
