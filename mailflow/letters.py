@@ -380,6 +380,11 @@ class Letters:
         decision = request.decision
         asked = [f"{a.mentor}: {a.outcome}" + (f" ({a.reason})" if a.reason else "") for a in request.asks]
         rejected = [f"{r.name} <{r.email}>: {r.reason}" for r in decision.rejected] if decision else []
+        if decision is not None and decision.also_qualified:
+            rejected.append(
+                f"{', '.join(decision.also_qualified)}: ranked below the first "
+                f"{decision.policy.max_candidates} (max_candidates)"
+            )
         return self.messages.build(
             template="escalation",
             purpose="escalation",

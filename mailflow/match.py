@@ -67,19 +67,12 @@ def match(
     ranked.sort(key=lambda item: (tuple(-k for k in item[0]), item[1].email))
     candidates = [Candidate(m.email, m.name, reasons) for _, m, reasons in ranked]
     limit = rule.policy.max_candidates
-    for extra in candidates[limit:]:
-        rejected.append(
-            Rejected(
-                extra.email,
-                extra.name,
-                f"ranked below the first {limit} (max_candidates = {limit})",
-            )
-        )
     return Decision(
         rule=rule.name,
         rule_file=rule.where,
         skipped_rules=skipped,
         ranked=candidates[:limit],
+        also_qualified=[c.email for c in candidates[limit:]],
         rejected=rejected,
         policy=rule.policy,
         loads=loads,

@@ -197,6 +197,8 @@ class Decision:
     skipped_rules: list[str] = field(default_factory=list)
     ranked: list[Candidate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    # Mentors who qualified but ranked below the first `max_candidates`, in rank order.
+    also_qualified: list[str] = field(default_factory=list)
     policy: Policy = field(default_factory=Policy)
     # Each mentor's (minutes booked this month, requests in hand) when the match was made,
     # so `mailflow simulate --replay` can match again in the same situation (None: not kept).

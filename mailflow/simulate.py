@@ -233,6 +233,13 @@ def explain(sim: Simulation, source: str, config: Config) -> str:
             out.extend(_slot_lines(item, zone))
     elif sim.rules and any(v.verdict == "matched" for v in sim.rules):
         out += ["", "Candidates: nobody qualifies, so the request would go to the coordinator."]
+    decision = sim.request.decision if sim.request else None
+    if decision is not None and decision.also_qualified:
+        out += [
+            "",
+            f"Also qualified, ranked below the first {decision.policy.max_candidates} "
+            f"(max_candidates): " + ", ".join(decision.also_qualified),
+        ]
     if sim.rejected:
         out += ["", "Filtered out, and the filter that removed each:"]
         out += [f"  - {r.name} <{r.email}>: {r.reason}" for r in sim.rejected]

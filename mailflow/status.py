@@ -110,6 +110,11 @@ def history(request: Request) -> str:
             lines.append(
                 f"    candidate {rank}: {candidate.name} <{candidate.email}>: " + "; ".join(candidate.reasons)
             )
+        if decision.also_qualified:
+            lines.append(
+                f"    also qualified, ranked below the first {decision.policy.max_candidates} "
+                f"(max_candidates): " + ", ".join(decision.also_qualified)
+            )
         for rejected in decision.rejected:
             lines.append(f"    not asked: {rejected.name} <{rejected.email}>: {rejected.reason}")
     if request.asks:
