@@ -105,6 +105,7 @@ class Engine:
         self.loop_token = store.get_meta("loop_token") or secrets.token_hex(8)
         store.set_meta("loop_token", self.loop_token)
         self.stopping = threading.Event()
+        store.warm()
         # The courier's thread waits on the server most of the time; when an answer comes it
         # needs the interpreter lock back soon, not after the default 5 ms turn of the thread
         # that is deciding the next batch, or sending crawls while a backlog is decided.

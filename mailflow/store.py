@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -106,7 +107,7 @@ class Store:
         self._journal_lock = threading.Lock()  # the courier's thread writes it too
         self.journal_in_use: Callable[[], bool] = lambda: False  # messages still being sent
         self._message_refs: dict[str, str] = {}
-        self._relationships: dict[str, set[str]] | None = None
+        self._relationships: dict[str, tuple[str, ...]] | None = None
         self._archived_refs: dict[str, str] | None = None
         self._shares: dict[str, _Share] = {}
         self._totals: dict[str, list[int]] = {}  # mentor -> [active, pending minutes]
@@ -416,14 +417,27 @@ class Store:
         return loads
 
     def known_mentors(self, protege: str) -> set[str]:
+        return set(self._known().get(protege.lower(), ()))
+
+    def _known(self) -> dict[str, tuple[str, ...]]:
+        """Protégé -> mentors they finished a mentoring with, read once (tuples of strings:
+        the garbage collector does not need to look at them)."""
         if self._relationships is None:
-            self._relationships = {}
+            known: dict[str, set[str]] = {}
             if self.relationships_path.exists():
                 for line in self.relationships_path.read_text(encoding="utf-8").splitlines():
                     if line.strip():
                         entry = json.loads(line)
-                        self._relationships.setdefault(entry["protege"], set()).add(entry["mentor"])
-        return set(self._relationships.get(protege.lower(), set()))
+                        known.setdefault(entry["protege"], set()).add(entry["mentor"])
+            self._relationships = {p: tuple(sorted(m)) for p, m in known.items()}
+        return self._relationships
+
+    def warm(self) -> None:
+        """Read the history's indexes now, and set everything read so far aside from the
+        garbage collector (gc.freeze): years of history then cost nothing per message."""
+        self._archive_index()
+        self._known()
+        gc.freeze()
 
     def remember_pairing(self, protege: str, mentor: str, ref: str, at: datetime) -> None:
         """Appended before the request closes, so a crash can only repeat it (harmless)."""
@@ -433,7 +447,9 @@ class Store:
             handle.flush()
             os.fsync(handle.fileno())
         if self._relationships is not None:
-            self._relationships.setdefault(protege.lower(), set()).add(mentor.lower())
+            known = set(self._relationships.get(protege.lower(), ()))
+            known.add(mentor.lower())
+            self._relationships[protege.lower()] = tuple(sorted(known))
 
     # -- meta --------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
