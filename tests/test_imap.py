@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from mailflow.auth import Password
+from mailflow.errors import MailflowError
 from mailflow.mailboxes.base import PROCESSED
 from mailflow.mailboxes.imap import ImapSource
 from mailflow.servers import parse_server_url
@@ -142,3 +145,42 @@ def test_a_message_moved_away_by_a_person_meanwhile_is_not_an_error(dovecot: Dov
         assert "mailflow.processed" in source.describe()
     finally:
         source.close()
+
+
+def test_implicit_tls_and_starttls_with_a_private_ca(tmp_path: Path, certificates) -> None:  # type: ignore[no-untyped-def]
+    dovecot = Dovecot(certificates=certificates)
+    dovecot.start()
+    try:
+        raw = request_mail("danielle.jones@example.org", TEEN)
+        for url, security in ((dovecot.url(tls=True), "TLS"), (dovecot.url(), "STARTTLS")):
+            dovecot.append(raw)
+            source = ImapSource(
+                parse_server_url(url, ("imap", "imaps")),
+                Password("mentoring", "secret"),
+                folders={"processed": "mailflow/processed", "needs-attention": "mailflow/needs-attention"},
+                timeout_seconds=10,
+                ca_file=str(certificates.ca_file),
+            )
+            try:
+                assert security in source.describe()
+                (item,) = source.fetch()
+                assert message_id(item.raw) == message_id(raw)
+                source.file_many([item], PROCESSED)
+                assert source.fetch() == []
+            finally:
+                source.close()
+        assert len(dovecot.messages("mailflow.processed")) == 2
+        # Without the private CA the server's certificate is refused before any password goes.
+        unverified = ImapSource(
+            parse_server_url(dovecot.url(tls=True), ("imap", "imaps")),
+            Password("mentoring", "secret"),
+            folders={"processed": "mailflow/processed", "needs-attention": "mailflow/needs-attention"},
+            timeout_seconds=10,
+        )
+        try:
+            with pytest.raises(MailflowError, match="CERTIFICATE_VERIFY_FAILED"):
+                unverified.fetch()
+        finally:
+            unverified.close()
+    finally:
+        dovecot.close()
