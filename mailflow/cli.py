@@ -1,4 +1,4 @@
-"""The `mailflow` command: run, status, check, demo, auth login."""
+"""The `mailflow` command: run, status, check, simulate, report, digest, demo, auth login."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,14 +24,31 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "config.toml"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The config file.",
+)
+
 
 def _config(path: str) -> Config:
     return load_config(Path(path))
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     click.echo(f"mailflow: {error}", err=True)
     sys.exit(2)
+
+
+def _config_and_now(config_path: str, now_text: str | None) -> tuple[Config, datetime]:
+    """The config, and the time to act at (--now, or the system clock); errors end the command."""
+    try:
+        return _config(config_path), parse_iso(now_text) if now_text else SystemClock().now()
+    except (MailflowError, ValueError) as error:
+        _fail(error)
 
 
 @click.group()
@@ -43,14 +60,7 @@ def main() -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Handle what is waiting and due, then exit.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if the clock said this time.")
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None:
     """The daemon: read mail, decide, send, fire timers.
@@ -76,13 +86,11 @@ def run(once: bool, now_text: str | None, config_path: str, quiet: bool) -> None
         store = Store(config.state_path)
     except (MailflowError, ValueError) as error:
         _fail(error)
-        return
     try:
         source, sender = open_mail(config)
     except MailflowError as error:
         store.close()
         _fail(error)
-        return
     previous: dict[int, Any] = {}
     try:
         engine = Engine(config, store, source, sender, clock)
@@ -120,14 +128,7 @@ def auth() -> None:
 
 
 @auth.command("login")
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 def auth_login(config_path: str) -> None:
     """Sign in once by device code; the tokens are kept in mail.oauth2.token_cache (mode 0600)."""
     from .auth import MsalTokens
@@ -138,20 +139,12 @@ def auth_login(config_path: str) -> None:
         who = tokens.login_device(click.echo)
     except MailflowError as error:
         _fail(error)
-        return
     click.echo(f"Signed in as {who}; the token cache is {tokens.cache_path} (mode 0600).")
 
 
 @main.command()
 @click.argument("ref", required=False)
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 @click.option(
     "--state",
     "state_filter",
@@ -178,19 +171,16 @@ def status(
     from .model import Request
     from .store import Store
 
+    config, now = _config_and_now(config_path, now_text)
     try:
-        config = _config(config_path)
         wanted = show.states_named(state_filter) if state_filter else None
-        now = parse_iso(now_text) if now_text else SystemClock().now()
         store = Store(config.state_path, readonly=True)
     except (MailflowError, ValueError) as error:
         _fail(error)
-        return
     if ref:
         request = store.find(ref.upper())
         if request is None:
             _fail(MailflowError(f"no request {ref.upper()} in {config.state_path}"))
-            return
         if as_json:
             from pydantic import TypeAdapter
 
@@ -215,14 +205,7 @@ def status(
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 def check(config_path: str) -> None:
     """Validate config, rules, the mentor directory and templates.
 
@@ -263,14 +246,7 @@ def _checked_files(config: Config) -> tuple[Ruleset, Renderer]:
     "rules, and list every request whose match would change.",
 )
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Simulate as if the clock said this time.")
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 def simulate(eml: str | None, replay: int | None, now_text: str | None, config_path: str) -> None:
     """What would happen to a request, and why; sends nothing.
 
@@ -289,13 +265,7 @@ def simulate(eml: str | None, replay: int | None, now_text: str | None, config_p
 
     if (eml is None) == (replay is None):
         _fail(MailflowError("give either an .eml file or --replay N (see mailflow simulate --help)"))
-        return
-    try:
-        config = _config(config_path)
-        now = parse_iso(now_text) if now_text else SystemClock().now()
-    except (MailflowError, ValueError) as error:
-        _fail(error)
-        return
+    config, now = _config_and_now(config_path, now_text)
     ruleset, renderer = _checked_files(config)
     store = Store(config.state_path, readonly=True)
     try:
@@ -334,14 +304,7 @@ def simulate(eml: str | None, replay: int | None, now_text: str | None, config_p
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of the screen."
 )
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Report as if the clock said this time.")
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 def report(
     since: datetime | None,
     until: datetime | None,
@@ -365,13 +328,11 @@ def report(
     from .status import all_requests
     from .store import Store
 
+    config, now = _config_and_now(config_path, now_text)
     try:
-        config = _config(config_path)
-        now = parse_iso(now_text) if now_text else SystemClock().now()
         store = Store(config.state_path, readonly=True)
-    except (MailflowError, ValueError) as error:
+    except MailflowError as error:
         _fail(error)
-        return
     try:
         mentors, _ = load_directory(config.rules_dir / DIRECTORY_FILE)
         data = build_report(
@@ -396,14 +357,7 @@ def report(
 
 @main.command()
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Write it as if the clock said this time.")
-@click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The config file.",
-)
+@config_option
 def digest(now_text: str | None, config_path: str) -> None:
     """Show the weekly digest as it would be written now.
 
@@ -420,12 +374,7 @@ def digest(now_text: str | None, config_path: str) -> None:
     from .store import Store
     from .tokens import Tokens
 
-    try:
-        config = _config(config_path)
-        now = parse_iso(now_text) if now_text else SystemClock().now()
-    except (MailflowError, ValueError) as error:
-        _fail(error)
-        return
+    config, now = _config_and_now(config_path, now_text)
     ruleset, renderer = _checked_files(config)
     store = Store(config.state_path, readonly=True)
     try:

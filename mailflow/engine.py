@@ -295,14 +295,7 @@ class Engine:
                 return fx
 
     def _handle(self, incoming: Incoming, now: datetime) -> Effects:
-        found = route(
-            incoming,
-            self.tokens,
-            known_ref=self._known_ref,
-            ref_for_message=self.store.ref_for_message,
-            loop_token=self.loop_token,
-            own_address=self.config.programme.address,
-        )
+        found = self._route(incoming)
         if found.kind is Kind.NOISE:
             return self._noise(incoming, found, now)
         if incoming.size > self.config.security.max_message_bytes:
@@ -335,6 +328,17 @@ class Engine:
             )
         return self.workflow.reply(request, role, incoming, now)
 
+    def _route(self, incoming: Incoming, *, check_noise: bool = True) -> Route:
+        return route(
+            incoming,
+            self.tokens,
+            known_ref=self._known_ref,
+            ref_for_message=self.store.ref_for_message,
+            loop_token=self.loop_token,
+            own_address=self.config.programme.address,
+            check_noise=check_noise,
+        )
+
     def _calendar_answer(self, incoming: Incoming, found: Route, now: datetime) -> Effects:
         """A calendar's answer, routed by the UID of the session it answers; never replied to."""
         assert found.calendar is not None
@@ -362,15 +366,7 @@ class Engine:
                 if request is not None:
                     return self.workflow.bounce(request, bounce.failures, original, now)
         if noise is not None and noise.kind is NoiseKind.AUTO_REPLY:
-            behind = route(
-                incoming,
-                self.tokens,
-                known_ref=self._known_ref,
-                ref_for_message=self.store.ref_for_message,
-                loop_token=self.loop_token,
-                own_address=self.config.programme.address,
-                check_noise=False,
-            )
+            behind = self._route(incoming, check_noise=False)
             request = self.store.get(behind.ref) if behind.ref else None
             if request is not None and request.current_ask is not None:
                 return self.workflow.out_of_office(request, incoming, now)
